@@ -1,0 +1,183 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Backend;
+
+const EXAMPLES: &str = "\
+Examples:
+  trainer                                    train INDM on the checkerboard with the default budget
+  trainer train --dataset moons --steps 4000 train on two moons
+  trainer train --flow identity              the linear-diffusion baseline (DDPM++), same settings
+  trainer train --resume runs/checkerboard-coupling-vp-s0 --steps 12000
+                                             continue a run (from its last checkpoint) to 12000 steps
+  trainer sample --run runs/checkerboard-coupling-vp-s0 --sampler ode-heun --steps 20
+  trainer nll --run runs/checkerboard-coupling-vp-s0
+  trainer compare --steps 4000               INDM vs the identity-flow baseline, one report
+  trainer bench --backend ndarray            steps/s of the default model on a backend";
+
+/// Implicit Nonlinear Diffusion Model: train, sample, evaluate and compare on 2D data.
+#[derive(Parser, Debug)]
+#[command(name = "trainer", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do (default: `train` with the default settings).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model (INDM by default) and evaluate it.
+    Train(TrainArgs),
+    /// Draw samples from a trained model: a PNG and a CSV of points.
+    Sample(SampleArgs),
+    /// Test NLL (PF-ODE) and NELBO of a trained model.
+    Nll(NllArgs),
+    /// Train INDM and the identity-flow baseline with identical settings and seed; one report.
+    Compare(TrainArgs),
+    /// Time training steps of the default model (for BENCHMARKS.md); prints one JSON line.
+    Bench(BenchArgs),
+}
+
+/// Settings of `bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// burn backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: Backend,
+    /// Timed steps.
+    #[arg(long, default_value_t = 200)]
+    pub steps: i64,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: i64,
+    /// Batch size.
+    #[arg(long, default_value_t = 512)]
+    pub batch: i64,
+    /// Flow: coupling or identity.
+    #[arg(long, default_value = "coupling")]
+    pub flow: String,
+}
+
+/// Settings of a training run. Flags override the config file, which overrides the defaults.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TrainArgs {
+    /// Data set: checkerboard, 8gaussians, moons, swissroll, 2spirals, pinwheel, rings, circles.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Flow: coupling (INDM) or identity (linear baseline).
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// SDE: vp, sub-vp or ve.
+    #[arg(long)]
+    pub sde: Option<String>,
+    /// Training steps (total, also when resuming).
+    #[arg(long)]
+    pub steps: Option<i64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// Score-net learning rate (AdamW).
+    #[arg(long)]
+    pub lr_score: Option<f64>,
+    /// Flow learning rate (AdamW).
+    #[arg(long)]
+    pub lr_flow: Option<f64>,
+    /// Step type: joint or alternating.
+    #[arg(long)]
+    pub step_type: Option<String>,
+    /// Seed of every random draw.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Truncation time eps.
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// Uniform diffusion times instead of importance sampling.
+    #[arg(long)]
+    pub no_importance: bool,
+    /// Checkpoint every N steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<i64>,
+    /// burn backend.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// A TOML run configuration (see --print-config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder (default: runs/<dataset>-<flow>-<sde>-s<seed>, made unique).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Resume the run in this folder from its checkpoint.
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Test PF-ODE NLL points of the final evaluation.
+    #[arg(long)]
+    pub nll_points: Option<i64>,
+    /// Train only: write the weights but skip the evaluation, figures and summary.
+    #[arg(long)]
+    pub skip_eval: bool,
+    /// Stop this session after N steps without evaluating (used by the crash/resume tests).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u64>,
+}
+
+/// Settings of `sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Run folder (uses its model.safetensors and config.toml).
+    #[arg(long, required_unless_present = "weights")]
+    pub run: Option<PathBuf>,
+    /// A weights file instead of a run folder.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Sampler: em, pc, ode-euler, ode-heun, ode-rk45.
+    #[arg(long, default_value = "em")]
+    pub sampler: String,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 500)]
+    pub steps: i64,
+    /// Number of samples.
+    #[arg(long, default_value_t = 5000)]
+    pub count: i64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Temperature multiplying the final latent.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Langevin snr (pc).
+    #[arg(long, default_value_t = 0.16)]
+    pub snr: f64,
+    /// Output PNG (a CSV of the points is written next to it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Settings of `nll`.
+#[derive(Args, Debug)]
+pub struct NllArgs {
+    /// Run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Test points of the PF-ODE NLL.
+    #[arg(long, default_value_t = 1000)]
+    pub points: i64,
+    /// Trace: exact or hutchinson.
+    #[arg(long, default_value = "exact")]
+    pub trace: String,
+    /// RK45 tolerance (relative and absolute).
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Target standard error of the NELBO estimate (nats).
+    #[arg(long, default_value_t = 0.015)]
+    pub nelbo_se: f64,
+}

@@ -1,0 +1,187 @@
+//! End-to-end tests of the `trainer` binary: files of a run, resume, bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trainer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("indm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = trainer().args(args).output().expect("trainer runs");
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Small, fast settings for a complete run.
+fn quick(dir: &Path, steps: &str) -> Vec<String> {
+    [
+        "train", "--quiet", "--steps", steps, "--batch", "64", "--nll-points", "16", "--checkpoint-every", "10", "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([dir.display().to_string()])
+    .collect()
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+#[test]
+fn a_short_run_writes_every_file_and_a_complete_summary() {
+    let d = tmp("files");
+    let dir = d.join("run");
+    let o = run(&args(&quick(&dir, "20")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "config.toml",
+        "metrics.csv",
+        "samples.png",
+        "trajectories.png",
+        "curves.png",
+        "summary.json",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "dataset",
+        "flow",
+        "sde",
+        "steps",
+        "seed",
+        "train_seconds",
+        "steps_per_second",
+        "test_nll_nats",
+        "test_nelbo_nats",
+        "true_entropy_nats",
+    ] {
+        assert!(!s[key].is_null(), "summary lacks {key}");
+    }
+    assert_eq!(s["steps"], 20);
+    assert!((s["true_entropy_nats"].as_f64().unwrap() - 32f64.ln()).abs() < 1e-12);
+    // metrics.csv: header + one row per 20 steps.
+    let m = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert!(m.starts_with("step,nelbo,flow,dsm,prior"));
+    // sample from the run.
+    let png = d.join("s.png");
+    let o = run(&["sample", "--run", dir.to_str().unwrap(), "--sampler", "ode-heun", "--steps", "10", "--count", "200", "--out", png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(png.with_extension("csv")).unwrap();
+    assert_eq!(csv.lines().count(), 201);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn resuming_continues_to_the_same_weights_as_an_uninterrupted_run() {
+    let d = tmp("resume");
+    let straight = d.join("straight");
+    let o = run(&args(&quick(&straight, "30")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let split = d.join("split");
+    let mut first = quick(&split, "30");
+    first.extend(["--stop-after".to_string(), "13".to_string()]);
+    let o = run(&args(&first));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!split.join("model.safetensors").exists(), "stopped session must not finish the run");
+    let o = run(&["train", "--quiet", "--resume", split.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read(straight.join("checkpoint.safetensors")).unwrap();
+    let b = std::fs::read(split.join("checkpoint.safetensors")).unwrap();
+    assert!(a == b, "resumed checkpoint differs from the uninterrupted one");
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn resuming_with_another_architecture_is_refused_with_the_difference() {
+    let d = tmp("archdiff");
+    let dir = d.join("run");
+    let mut a = quick(&dir, "40");
+    a.extend(["--stop-after".to_string(), "5".to_string()]);
+    assert!(run(&args(&a)).status.success());
+    let o = run(&["train", "--quiet", "--resume", dir.to_str().unwrap(), "--flow", "identity"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("differs") && e.contains("flow"), "{e}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    let d = tmp("nan");
+    let dir = d.join("run");
+    let o = trainer().args(args(&quick(&dir, "40"))).env("INDM_INJECT_NAN_AT_STEP", "17").output().unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("non-finite") && e.contains("step 17"), "{e}");
+    // The checkpoint holds the good state at step 17 and resuming finishes the run.
+    let o = run(&["train", "--quiet", "--resume", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming") && stderr(&o).contains("step 17"), "{}", stderr(&o));
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["train", "--dataset", "spiral"], &["unknown data set 'spiral'", "checkerboard", "8gaussians"]),
+        (&["train", "--sde", "vpp"], &["unknown SDE 'vpp'", "vp, sub-vp, ve"]),
+        (&["train", "--flow", "glow"], &["unknown flow 'glow'", "coupling, identity"]),
+        (&["train", "--steps", "0"], &["invalid steps: 0"]),
+        (&["train", "--batch", "-5"], &["invalid batch: -5"]),
+        (&["train", "--step-type", "both"], &["unknown step type", "joint, alternating"]),
+        (&["train", "--resume", "/nonexistent/run"], &["not a run folder"]),
+        (&["sample", "--run", "/nonexistent/run"], &["config"]),
+        (&["train", "--config", "/nonexistent.toml"], &["cannot read config file"]),
+    ];
+    for (argv, needles) in cases {
+        let o = run(argv);
+        assert!(!o.status.success(), "{argv:?} should fail");
+        let e = stderr(&o);
+        for n in *needles {
+            assert!(e.contains(n), "{argv:?}: expected '{n}' in: {e}");
+        }
+    }
+    // Sampler names are checked against a real run.
+    let d = tmp("badsampler");
+    let dir = d.join("run");
+    assert!(run(&args(&quick(&dir, "10"))).status.success());
+    let o = run(&["sample", "--run", dir.to_str().unwrap(), "--sampler", "ddim"]);
+    assert!(stderr(&o).contains("unknown sampler 'ddim'") && stderr(&o).contains("ode-rk45"), "{}", stderr(&o));
+    let o = run(&["sample", "--run", dir.to_str().unwrap(), "--steps", "0"]);
+    assert!(stderr(&o).contains("invalid steps"), "{}", stderr(&o));
+    // A corrupt weights file is refused with the reason.
+    let w = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x10;
+    std::fs::write(&w, bytes).unwrap();
+    let o = run(&["sample", "--run", dir.to_str().unwrap()]);
+    assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
+    // A config file with an unknown key names it.
+    let cfg = d.join("bad.toml");
+    std::fs::write(&cfg, "dataset = \"moons\"\nsteps = 10\nwat = 1\n").unwrap();
+    let o = run(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(stderr(&o).contains("not a valid run configuration"), "{}", stderr(&o));
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn help_has_examples() {
+    let o = run(&["--help"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("Examples:") && s.contains("compare"), "{s}");
+}
