@@ -146,7 +146,11 @@ impl Architecture {
             ));
         }
         if self.data_dim != 2 {
-            return Err(IndmError::invalid("data_dim", self.data_dim, "2 (2D models)"));
+            return Err(IndmError::invalid(
+                "data_dim",
+                self.data_dim,
+                "2 (2D models)",
+            ));
         }
         if !(self.eps > 0.0 && self.eps < 0.5) {
             return Err(IndmError::invalid("eps", self.eps, "0 < eps < 0.5"));
@@ -165,7 +169,10 @@ impl Architecture {
         if s.hidden == 0 || s.depth == 0 || s.hidden > 4096 || s.depth > 64 || s.fourier > 24 {
             return Err(IndmError::invalid(
                 "score network size",
-                format!("{} hidden x {} layers, {} frequencies", s.hidden, s.depth, s.fourier),
+                format!(
+                    "{} hidden x {} layers, {} frequencies",
+                    s.hidden, s.depth, s.fourier
+                ),
                 "hidden 1..=4096, depth 1..=64, fourier 0..=24",
             ));
         }
@@ -202,15 +209,28 @@ impl Architecture {
         for j in 1..s.depth {
             dense(format!("score.l{j}"), s.hidden, s.hidden, false);
         }
-        dense(format!("score.l{}", s.depth), s.hidden, self.data_dim, false);
+        dense(
+            format!("score.l{}", s.depth),
+            s.hidden,
+            self.data_dim,
+            false,
+        );
         v
     }
 
     /// Number of scalar parameters of the flow and of the score net.
     pub fn param_counts(&self) -> (usize, usize) {
         let specs = self.param_specs();
-        let flow = specs.iter().filter(|p| p.name.starts_with("flow.")).map(|p| p.numel()).sum();
-        let score = specs.iter().filter(|p| p.name.starts_with("score.")).map(|p| p.numel()).sum();
+        let flow = specs
+            .iter()
+            .filter(|p| p.name.starts_with("flow."))
+            .map(|p| p.numel())
+            .sum();
+        let score = specs
+            .iter()
+            .filter(|p| p.name.starts_with("score."))
+            .map(|p| p.numel())
+            .sum();
         (flow, score)
     }
 
@@ -254,7 +274,11 @@ impl Architecture {
         if self.score != other.score {
             d.push(format!("score {:?} vs {:?}", self.score, other.score));
         }
-        if d.is_empty() { None } else { Some(d.join("; ")) }
+        if d.is_empty() {
+            None
+        } else {
+            Some(d.join("; "))
+        }
     }
 }
 

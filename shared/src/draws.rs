@@ -20,7 +20,15 @@ pub struct DiffusionDraws {
 
 impl DiffusionDraws {
     /// Draws keyed by `(seed, step)`; times are importance-sampled when `importance`.
-    pub fn new(sde: &Sde, eps: f64, n: usize, d: usize, seed: u64, step: u64, importance: bool) -> Self {
+    pub fn new(
+        sde: &Sde,
+        eps: f64,
+        n: usize,
+        d: usize,
+        seed: u64,
+        step: u64,
+        importance: bool,
+    ) -> Self {
         let cu = Counter::new(seed, Stream::Time, step);
         let mut weight = 1.0;
         let t = (0..n)

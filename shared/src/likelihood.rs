@@ -85,7 +85,13 @@ impl Estimate {
 }
 
 /// `-log p_eps(z0)` per latent point by integrating the PF-ODE from `eps` to `T`.
-pub fn latent_nll(sde: &Sde, eps: f64, score: &dyn LatentScore, z0: &[f64], cfg: &NllConfig) -> NllResult {
+pub fn latent_nll(
+    sde: &Sde,
+    eps: f64,
+    score: &dyn LatentScore,
+    z0: &[f64],
+    cfg: &NllConfig,
+) -> NllResult {
     let d = score.dim();
     let n = z0.len() / d;
     let stride = d + 1;
@@ -137,7 +143,14 @@ pub fn latent_nll(sde: &Sde, eps: f64, score: &dyn LatentScore, z0: &[f64], cfg:
 }
 
 /// `-log p(x)` per data point: flow, then [`latent_nll`], minus the flow's log-det.
-pub fn data_nll(sde: &Sde, eps: f64, flow: &Flow2d, score: &dyn LatentScore, x: &[f64], cfg: &NllConfig) -> NllResult {
+pub fn data_nll(
+    sde: &Sde,
+    eps: f64,
+    flow: &Flow2d,
+    score: &dyn LatentScore,
+    x: &[f64],
+    cfg: &NllConfig,
+) -> NllResult {
     let (z, ldj) = flow.forward(x);
     let mut r = latent_nll(sde, eps, score, &z, cfg);
     r.nll.iter_mut().zip(&ldj).for_each(|(v, l)| *v -= l);
@@ -215,7 +228,9 @@ mod tests {
 
     fn gaussian_points(n: usize, mu: &[f64], var: f64, seed: u64) -> Vec<f64> {
         let c = Counter::new(seed, Stream::TestData, 0);
-        (0..n * 2).map(|i| mu[i % 2] + var.sqrt() * c.normal(i as u32)).collect()
+        (0..n * 2)
+            .map(|i| mu[i % 2] + var.sqrt() * c.normal(i as u32))
+            .collect()
     }
 
     /// Exact NLL of the ODE model for Gaussian data with the exact score: the ODE map is
@@ -225,7 +240,9 @@ mod tests {
         let (ve, vt) = (g.marginal_var(eps), g.marginal_var(T_END));
         let (me, mt) = (g.sde.mean_coef(eps), g.sde.mean_coef(T_END));
         let r = (vt / ve).sqrt();
-        let zt: Vec<f64> = (0..2).map(|k| mt * g.mu[k] + r * (z[k] - me * g.mu[k])).collect();
+        let zt: Vec<f64> = (0..2)
+            .map(|k| mt * g.mu[k] + r * (z[k] - me * g.mu[k]))
+            .collect();
         -g.sde.prior_logp(&zt) - (vt / ve).ln()
     }
 
@@ -233,7 +250,9 @@ mod tests {
         let v = g.marginal_var(eps);
         let m = g.sde.mean_coef(eps);
         (0..2)
-            .map(|k| 0.5 * (std::f64::consts::TAU * v).ln() + (z[k] - m * g.mu[k]).powi(2) / (2.0 * v))
+            .map(|k| {
+                0.5 * (std::f64::consts::TAU * v).ln() + (z[k] - m * g.mu[k]).powi(2) / (2.0 * v)
+            })
             .sum()
     }
 
@@ -256,13 +275,22 @@ mod tests {
                 let r = latent_nll(&sde, eps, &g, &x, &cfg);
                 for i in 0..64 {
                     let a = analytic_ode_nll(&g, eps, &x[2 * i..2 * i + 2]);
-                    assert!((r.nll[i] - a).abs() < 1e-3, "{:?} {trace:?} point {i}: {} vs {a}", sde.kind, r.nll[i]);
+                    assert!(
+                        (r.nll[i] - a).abs() < 1e-3,
+                        "{:?} {trace:?} point {i}: {} vs {a}",
+                        sde.kind,
+                        r.nll[i]
+                    );
                     // VP/sub-VP priors nearly match p_T, so the ODE NLL is also close to the
                     // true NLL; they differ by log p_T - log pi at z_T, which is
                     // O(m(T) |mu| |u|) ~ 5e-3 here because p_T's mean is m(T) mu, not 0.
                     if sde.kind != crate::sde::SdeKind::Ve {
                         let tn = true_nll(&g, eps, &x[2 * i..2 * i + 2]);
-                        assert!((r.nll[i] - tn).abs() < 2e-2, "true NLL {tn} vs {}", r.nll[i]);
+                        assert!(
+                            (r.nll[i] - tn).abs() < 2e-2,
+                            "true NLL {tn} vs {}",
+                            r.nll[i]
+                        );
                     }
                 }
             }
@@ -283,19 +311,31 @@ mod tests {
         let x = gaussian_points(n, &g.mu, g.var, 2);
         let flow = Flow2d::Identity;
         let nll_pts = gaussian_points(256, &g.mu, g.var, 3);
-        let nll = Estimate::of(&data_nll(&sde, eps, &flow, &g, &nll_pts, &NllConfig::default()).nll);
+        let nll =
+            Estimate::of(&data_nll(&sde, eps, &flow, &g, &nll_pts, &NllConfig::default()).nll);
         // Closed-form expected NLL of the data: entropy of N(m mu, v I) in 2D.
         let v = g.marginal_var(eps);
         let entropy = 1.0 + (std::f64::consts::TAU * v).ln();
         let nelbo = Estimate::of(&nelbo_terms(&sde, eps, &flow, &g, &x, 5, 0).total());
         assert!(nelbo.std_error < 0.02, "se {}", nelbo.std_error);
         // With the exact score the bound is tight up to KL(p_T || pi) (~1e-5 here).
-        assert!((nelbo.mean - entropy).abs() < 4.0 * nelbo.std_error + 1e-3, "NELBO {nelbo:?} vs entropy {entropy}");
+        assert!(
+            (nelbo.mean - entropy).abs() < 4.0 * nelbo.std_error + 1e-3,
+            "NELBO {nelbo:?} vs entropy {entropy}"
+        );
         assert!(nelbo.mean > entropy - 4.0 * nelbo.std_error);
-        assert!((nll.mean - entropy).abs() < 4.0 * nll.std_error + 1e-3, "NLL {nll:?} vs {entropy}");
+        assert!(
+            (nll.mean - entropy).abs() < 4.0 * nll.std_error + 1e-3,
+            "NLL {nll:?} vs {entropy}"
+        );
         // A wrong score opens a clear gap.
         g.perturbation = 0.3;
         let bad = Estimate::of(&nelbo_terms(&sde, eps, &flow, &g, &x, 5, 0).total());
-        assert!(bad.mean > nelbo.mean + 0.5, "{} vs {}", bad.mean, nelbo.mean);
+        assert!(
+            bad.mean > nelbo.mean + 0.5,
+            "{} vs {}",
+            bad.mean,
+            nelbo.mean
+        );
     }
 }

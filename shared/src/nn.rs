@@ -122,7 +122,12 @@ impl Mlp {
     /// `tangents` holds `k` blocks, each `rows * d_in` long (a tangent per row).
     /// Returns the output and `k` output tangents. The linear part of every layer
     /// runs as one matrix product over the stacked `(1 + k) * rows` rows.
-    pub fn forward_jvp(&self, x: &[f64], tangents: &[Vec<f64>], rows: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    pub fn forward_jvp(
+        &self,
+        x: &[f64],
+        tangents: &[Vec<f64>],
+        rows: usize,
+    ) -> (Vec<f64>, Vec<Vec<f64>>) {
         let k = tangents.len();
         let mut stacked = Vec::with_capacity((1 + k) * x.len());
         stacked.extend_from_slice(x);
@@ -164,8 +169,12 @@ mod tests {
 
     fn toy_mlp() -> Mlp {
         let mk = |d_in: usize, d_out: usize, seed: f64| Dense {
-            w: (0..d_in * d_out).map(|i| ((i as f64 + seed) * 0.37).sin() * 0.5).collect(),
-            b: (0..d_out).map(|i| ((i as f64 + seed) * 0.91).cos() * 0.1).collect(),
+            w: (0..d_in * d_out)
+                .map(|i| ((i as f64 + seed) * 0.37).sin() * 0.5)
+                .collect(),
+            b: (0..d_out)
+                .map(|i| ((i as f64 + seed) * 0.91).cos() * 0.1)
+                .collect(),
             d_in,
             d_out,
         };

@@ -42,9 +42,30 @@ const A: [[f64; 6]; 7] = [
     [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
     [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-    [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
-    [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
-    [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+    [
+        19372.0 / 6561.0,
+        -25360.0 / 2187.0,
+        64448.0 / 6561.0,
+        -212.0 / 729.0,
+        0.0,
+        0.0,
+    ],
+    [
+        9017.0 / 3168.0,
+        -355.0 / 33.0,
+        46732.0 / 5247.0,
+        49.0 / 176.0,
+        -5103.0 / 18656.0,
+        0.0,
+    ],
+    [
+        35.0 / 384.0,
+        0.0,
+        500.0 / 1113.0,
+        125.0 / 192.0,
+        -2187.0 / 6784.0,
+        11.0 / 84.0,
+    ],
 ];
 /// 5th-order weights minus the embedded 4th-order weights.
 const E: [f64; 7] = [
@@ -58,7 +79,14 @@ const E: [f64; 7] = [
 ];
 
 /// Integrates `dy/dt = f(t, y)` from `t0` to `t1` (either direction).
-pub fn dopri5<F>(mut f: F, t0: f64, t1: f64, y0: &[f64], stride: usize, tol: Tolerance) -> OdeSolution
+pub fn dopri5<F>(
+    mut f: F,
+    t0: f64,
+    t1: f64,
+    y0: &[f64],
+    stride: usize,
+    tol: Tolerance,
+) -> OdeSolution
 where
     F: FnMut(f64, &[f64]) -> Vec<f64>,
 {
@@ -73,13 +101,19 @@ where
     let norm = |v: &[f64], scale: &[f64]| -> f64 {
         v.chunks(stride)
             .zip(scale.chunks(stride))
-            .map(|(a, s)| (a.iter().zip(s).map(|(x, s)| (x / s).powi(2)).sum::<f64>() / a.len() as f64).sqrt())
+            .map(|(a, s)| {
+                (a.iter().zip(s).map(|(x, s)| (x / s).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+            })
             .fold(0.0, f64::max)
     };
     let scale0: Vec<f64> = y.iter().map(|v| tol.atol + tol.rtol * v.abs()).collect();
     let d0 = norm(&y, &scale0);
     let d1 = norm(&k1, &scale0);
-    let mut h = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
+    let mut h = if d0 < 1e-5 || d1 < 1e-5 {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
     h = h.min(span).max(1e-12);
     let mut steps = 0;
     let mut attempts = 0;
@@ -112,14 +146,20 @@ where
         let err: Vec<f64> = (0..n)
             .map(|i| dir * h * ks.iter().zip(E.iter()).map(|(k, e)| e * k[i]).sum::<f64>())
             .collect();
-        let scale: Vec<f64> = (0..n).map(|i| tol.atol + tol.rtol * y[i].abs().max(ytmp[i].abs())).collect();
+        let scale: Vec<f64> = (0..n)
+            .map(|i| tol.atol + tol.rtol * y[i].abs().max(ytmp[i].abs()))
+            .collect();
         let e = norm(&err, &scale);
         if e <= 1.0 {
             t += dir * h;
             y = ytmp;
             k1 = ks[6].clone();
             steps += 1;
-            let fac = if e == 0.0 { 10.0 } else { (0.9 * e.powf(-0.2)).clamp(0.2, 10.0) };
+            let fac = if e == 0.0 {
+                10.0
+            } else {
+                (0.9 * e.powf(-0.2)).clamp(0.2, 10.0)
+            };
             h *= fac;
         } else {
             h *= (0.9 * e.powf(-0.2)).clamp(0.2, 1.0);
@@ -154,7 +194,14 @@ mod tests {
 
     #[test]
     fn integrates_backwards_in_time() {
-        let sol = dopri5(|t, _| vec![t.cos()], 1.0, 0.0, &[1.0f64.sin()], 1, Tolerance::default());
+        let sol = dopri5(
+            |t, _| vec![t.cos()],
+            1.0,
+            0.0,
+            &[1.0f64.sin()],
+            1,
+            Tolerance::default(),
+        );
         assert!(sol.y[0].abs() < 1e-5, "{}", sol.y[0]);
     }
 }

@@ -65,7 +65,11 @@ pub fn global_norm(grads: &[&[f32]]) -> f64 {
 impl AdamW {
     /// A fresh optimiser for the parameters of `params` whose names start with `prefix`.
     pub fn new(cfg: AdamWConfig, prefix: &str, params: &ParamSet) -> Self {
-        let owned: Vec<&Param> = params.params.iter().filter(|p| p.name.starts_with(prefix)).collect();
+        let owned: Vec<&Param> = params
+            .params
+            .iter()
+            .filter(|p| p.name.starts_with(prefix))
+            .collect();
         AdamW {
             cfg,
             prefix: prefix.to_string(),
@@ -103,7 +107,13 @@ impl AdamW {
         self.t += 1;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        let (b1, b2, lr, eps, wd) = (c.beta1 as f32, c.beta2 as f32, c.lr as f32, c.eps as f32, c.weight_decay as f32);
+        let (b1, b2, lr, eps, wd) = (
+            c.beta1 as f32,
+            c.beta2 as f32,
+            c.lr as f32,
+            c.eps as f32,
+            c.weight_decay as f32,
+        );
         let step_size = (c.lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         for (slot, &i) in idx.iter().enumerate() {
@@ -188,22 +198,40 @@ mod tests {
         let m_hat = 0.07 / 0.19;
         let v_hat = 0.0031f64 / (1.0 - 0.99f64.powi(2));
         let expected = 0.899 * (1.0 - 0.001) - 0.1 * m_hat / v_hat.sqrt();
-        assert!((p.params[0].data[0] as f64 - expected).abs() < 1e-5, "{} vs {expected}", p.params[0].data[0]);
+        assert!(
+            (p.params[0].data[0] as f64 - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            p.params[0].data[0]
+        );
     }
 
     #[test]
     fn clipping_scales_to_unit_norm_and_ignores_other_models() {
         let mut p = ParamSet {
             params: vec![
-                Param { name: "flow.a".into(), shape: vec![2], data: vec![0.0, 0.0] },
-                Param { name: "score.b".into(), shape: vec![1], data: vec![0.0] },
+                Param {
+                    name: "flow.a".into(),
+                    shape: vec![2],
+                    data: vec![0.0, 0.0],
+                },
+                Param {
+                    name: "score.b".into(),
+                    shape: vec![1],
+                    data: vec![0.0],
+                },
             ],
         };
-        let cfg = AdamWConfig { weight_decay: 0.0, ..AdamWConfig::spec(1.0) };
+        let cfg = AdamWConfig {
+            weight_decay: 0.0,
+            ..AdamWConfig::spec(1.0)
+        };
         let mut opt = AdamW::new(cfg, "flow.", &p);
         let norm = opt.step(&mut p, &[vec![3.0, 4.0], vec![100.0]]);
         assert!((norm - 5.0).abs() < 1e-12);
-        assert_eq!(p.params[1].data[0], 0.0, "score params untouched by the flow optimiser");
+        assert_eq!(
+            p.params[1].data[0], 0.0,
+            "score params untouched by the flow optimiser"
+        );
         // First Adam step moves each coordinate by lr regardless of scale.
         assert!((p.params[0].data[0] + 1.0).abs() < 1e-5);
     }

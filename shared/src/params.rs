@@ -39,7 +39,9 @@ impl ParamSet {
                 } else {
                     let c = Counter::new(seed, Stream::Init, i as u64);
                     let bound = 1.0 / (spec.fan_in as f64).sqrt();
-                    (0..n).map(|j| ((2.0 * c.uniform(j as u32) - 1.0) * bound) as f32).collect()
+                    (0..n)
+                        .map(|j| ((2.0 * c.uniform(j as u32) - 1.0) * bound) as f32)
+                        .collect()
                 };
                 Param {
                     name: spec.name,
@@ -55,7 +57,9 @@ impl ParamSet {
     pub fn check_against(&self, arch: &Architecture) -> Result<()> {
         let specs: Vec<ParamSpec> = arch.param_specs();
         for spec in &specs {
-            let p = self.get(&spec.name).ok_or_else(|| IndmError::MissingTensor(spec.name.clone()))?;
+            let p = self
+                .get(&spec.name)
+                .ok_or_else(|| IndmError::MissingTensor(spec.name.clone()))?;
             if p.shape != spec.shape {
                 return Err(IndmError::ShapeMismatch {
                     tensor: spec.name.clone(),
@@ -66,11 +70,20 @@ impl ParamSet {
             if p.data.len() != spec.numel() {
                 return Err(IndmError::BadWeights {
                     path: "<params>".into(),
-                    reason: format!("tensor '{}' holds {} values, its shape needs {}", spec.name, p.data.len(), spec.numel()),
+                    reason: format!(
+                        "tensor '{}' holds {} values, its shape needs {}",
+                        spec.name,
+                        p.data.len(),
+                        spec.numel()
+                    ),
                 });
             }
         }
-        if let Some(extra) = self.params.iter().find(|p| !specs.iter().any(|s| s.name == p.name)) {
+        if let Some(extra) = self
+            .params
+            .iter()
+            .find(|p| !specs.iter().any(|s| s.name == p.name))
+        {
             return Err(IndmError::ArchitectureMismatch(format!(
                 "tensor '{}' is not part of the architecture",
                 extra.name
@@ -104,7 +117,9 @@ impl ParamSet {
 
     /// An MLP from `prefix.l0 .. prefix.l{n-1}`.
     pub fn mlp(&self, prefix: &str, n_layers: usize) -> Result<Mlp> {
-        let layers = (0..n_layers).map(|i| self.dense(&format!("{prefix}.l{i}"))).collect::<Result<_>>()?;
+        let layers = (0..n_layers)
+            .map(|i| self.dense(&format!("{prefix}.l{i}")))
+            .collect::<Result<_>>()?;
         Ok(Mlp { layers })
     }
 
@@ -115,7 +130,9 @@ impl ParamSet {
 
     /// Whether every value is finite.
     pub fn all_finite(&self) -> bool {
-        self.params.iter().all(|p| p.data.iter().all(|v| v.is_finite()))
+        self.params
+            .iter()
+            .all(|p| p.data.iter().all(|v| v.is_finite()))
     }
 }
 
@@ -131,8 +148,20 @@ mod tests {
         let p = ParamSet::init(&a, 1);
         assert_eq!(p, ParamSet::init(&a, 1));
         assert_ne!(p, ParamSet::init(&a, 2));
-        assert!(p.get("flow.3.l2.weight").unwrap().data.iter().all(|&v| v == 0.0));
-        assert!(p.get("flow.3.l1.weight").unwrap().data.iter().any(|&v| v != 0.0));
+        assert!(
+            p.get("flow.3.l2.weight")
+                .unwrap()
+                .data
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+        assert!(
+            p.get("flow.3.l1.weight")
+                .unwrap()
+                .data
+                .iter()
+                .any(|&v| v != 0.0)
+        );
         p.check_against(&a).unwrap();
     }
 
@@ -142,6 +171,9 @@ mod tests {
         let mut p = ParamSet::init(&a, 1);
         p.params[0].shape = vec![3, 3];
         let e = p.check_against(&a).unwrap_err().to_string();
-        assert!(e.contains("score.l0.weight") && e.contains("[3, 3]") && e.contains("[19, 128]"), "{e}");
+        assert!(
+            e.contains("score.l0.weight") && e.contains("[3, 3]") && e.contains("[19, 128]"),
+            "{e}"
+        );
     }
 }

@@ -109,7 +109,9 @@ impl Sde {
                 self.beta_min > 0.0 && self.beta_max > self.beta_min && self.beta_max.is_finite()
             }
             SdeKind::Ve => {
-                self.sigma_min > 0.0 && self.sigma_max > self.sigma_min && self.sigma_max.is_finite()
+                self.sigma_min > 0.0
+                    && self.sigma_max > self.sigma_min
+                    && self.sigma_max.is_finite()
             }
         };
         if ok {
@@ -266,25 +268,41 @@ impl Sde {
     /// `linspace(beta_min / n, beta_max / n, n)[i]`.
     pub fn discrete_beta(&self, i: usize, n: usize) -> f64 {
         let (a, b) = (self.beta_min / n as f64, self.beta_max / n as f64);
-        if n == 1 { a } else { a + (b - a) * i as f64 / (n - 1) as f64 }
+        if n == 1 {
+            a
+        } else {
+            a + (b - a) * i as f64 / (n - 1) as f64
+        }
     }
 
     /// Discrete `sigma_i` of the VE reverse-diffusion predictor for grid index `i` of `n`.
     pub fn discrete_sigma(&self, i: usize, n: usize) -> f64 {
         let (a, b) = (self.sigma_min.ln(), self.sigma_max.ln());
-        let f = if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+        let f = if n == 1 {
+            0.0
+        } else {
+            i as f64 / (n - 1) as f64
+        };
         (a + (b - a) * f).exp()
     }
 }
 
 /// `ln(e^x - 1)` without overflow or cancellation.
 pub fn ln_expm1(x: f64) -> f64 {
-    if x > 30.0 { x + (-(-x).exp()).ln_1p() } else { x.exp_m1().ln() }
+    if x > 30.0 {
+        x + (-(-x).exp()).ln_1p()
+    } else {
+        x.exp_m1().ln()
+    }
 }
 
 /// `ln(1 + e^y)` without overflow.
 pub fn softplus(y: f64) -> f64 {
-    if y > 30.0 { y + (-y).exp().ln_1p() } else { y.exp().ln_1p() }
+    if y > 30.0 {
+        y + (-y).exp().ln_1p()
+    } else {
+        y.exp().ln_1p()
+    }
 }
 
 #[cfg(test)]
@@ -369,7 +387,11 @@ mod tests {
                 for i in 1..100 {
                     let u = i as f64 / 100.0;
                     let t = s.is_time(u, eps);
-                    assert!((s.is_cdf(t, eps) - u).abs() < 1e-9, "{:?} u={u} t={t}", s.kind);
+                    assert!(
+                        (s.is_cdf(t, eps) - u).abs() < 1e-9,
+                        "{:?} u={u} t={t}",
+                        s.kind
+                    );
                 }
             }
         }
@@ -414,12 +436,16 @@ mod tests {
             let eps = 1e-5;
             let c = Counter::new(2024, Stream::Time, 0);
             let n = 100_000;
-            let mut ts: Vec<f64> = (0..n).map(|i| s.is_time(c.uniform(i as u32), eps)).collect();
+            let mut ts: Vec<f64> = (0..n)
+                .map(|i| s.is_time(c.uniform(i as u32), eps))
+                .collect();
             ts.sort_by(f64::total_cmp);
             let cdf = quadrature_cdf(&s, eps, &ts);
             let mut d: f64 = 0.0;
             for (i, f) in cdf.iter().enumerate() {
-                d = d.max((f - i as f64 / n as f64).abs()).max(((i + 1) as f64 / n as f64 - f).abs());
+                d = d
+                    .max((f - i as f64 / n as f64).abs())
+                    .max(((i + 1) as f64 / n as f64 - f).abs());
             }
             // Kolmogorov critical value at alpha = 0.001: 1.949 / sqrt(n).
             let crit = 1.949 / (n as f64).sqrt();
@@ -433,7 +459,12 @@ mod tests {
         let t = 1e-9;
         let sd = s.std(t);
         assert!(sd > 0.0 && sd.is_finite());
-        assert!(rel(sd * sd, s.beta_min * t + 0.5 * (s.beta_max - s.beta_min) * t * t) < 1e-6);
+        assert!(
+            rel(
+                sd * sd,
+                s.beta_min * t + 0.5 * (s.beta_max - s.beta_min) * t * t
+            ) < 1e-6
+        );
         assert!(s.is_antiderivative(1e-9).is_finite());
     }
 

@@ -84,15 +84,26 @@ impl TrainHyper {
     /// Rejects unusable settings.
     pub fn validate(&self) -> Result<()> {
         if self.batch == 0 || self.batch > 1 << 20 {
-            return Err(IndmError::invalid("batch", self.batch, "an integer in 1..=1048576"));
+            return Err(IndmError::invalid(
+                "batch",
+                self.batch,
+                "an integer in 1..=1048576",
+            ));
         }
-        for (what, c) in [("flow learning rate", &self.flow_opt), ("score learning rate", &self.score_opt)] {
+        for (what, c) in [
+            ("flow learning rate", &self.flow_opt),
+            ("score learning rate", &self.score_opt),
+        ] {
             if !(c.lr.is_finite() && c.lr >= 0.0 && c.lr < 10.0) {
                 return Err(IndmError::invalid(what, c.lr, "a number in [0, 10)"));
             }
         }
         if !(0.0..1.0).contains(&self.ema_decay) {
-            return Err(IndmError::invalid("ema decay", self.ema_decay, "a number in [0, 1)"));
+            return Err(IndmError::invalid(
+                "ema decay",
+                self.ema_decay,
+                "a number in [0, 1)",
+            ));
         }
         Ok(())
     }
@@ -162,7 +173,11 @@ impl BurnParams {
             .params
             .iter()
             .map(|p| {
-                let shape = if p.shape.len() == 1 { [1, p.shape[0]] } else { [p.shape[0], p.shape[1]] };
+                let shape = if p.shape.len() == 1 {
+                    [1, p.shape[0]]
+                } else {
+                    [p.shape[0], p.shape[1]]
+                };
                 let t = Tensor::<2>::from_data(TensorData::new(p.data.clone(), shape), device);
                 if grad { t.require_grad() } else { t }
             })
@@ -223,7 +238,12 @@ pub fn flow_forward(arch: &Architecture, p: &BurnParams, x: Tensor<2>) -> (Tenso
             for k in 0..layers {
                 let (c, a) = (k % 2, 1 - k % 2);
                 let out = p.mlp(3 * k, 3, cols[c].clone());
-                let s = out.clone().narrow(1, 0, 1).mul_scalar(0.5).tanh().mul_scalar(2.0);
+                let s = out
+                    .clone()
+                    .narrow(1, 0, 1)
+                    .mul_scalar(0.5)
+                    .tanh()
+                    .mul_scalar(2.0);
                 let shift = out.narrow(1, 1, 1);
                 cols[a] = cols[a].clone() * s.clone().exp() + shift;
                 ldj = ldj + s;
@@ -243,7 +263,12 @@ fn score_first_layer(arch: &Architecture) -> usize {
 }
 
 /// `sigma(t) s(z_t, t)` in burn, with time features given per row.
-pub fn sigma_score(arch: &Architecture, p: &BurnParams, zt: Tensor<2>, feats: Tensor<2>) -> Tensor<2> {
+pub fn sigma_score(
+    arch: &Architecture,
+    p: &BurnParams,
+    zt: Tensor<2>,
+    feats: Tensor<2>,
+) -> Tensor<2> {
     let input = Tensor::cat(vec![zt, feats], 1);
     p.mlp(score_first_layer(arch), arch.score.depth + 1, input)
         .mul_scalar(arch.output_sign())
@@ -266,11 +291,23 @@ pub fn nelbo_terms(
     }
     let m: Vec<f64> = draws.t.iter().map(|&t| sde.mean_coef(t)).collect();
     let s: Vec<f64> = draws.t.iter().map(|&t| sde.std(t)).collect();
-    let feats: Vec<f64> = draws.t.iter().flat_map(|&t| arch.time_features(t)).collect();
+    let feats: Vec<f64> = draws
+        .t
+        .iter()
+        .flat_map(|&t| arch.time_features(t))
+        .collect();
     let noise = matrix(&draws.noise, d, &device);
     let zt = z0.clone() * column(&m, &device) + noise.clone() * column(&s, &device);
-    let ss = sigma_score(arch, p, zt, matrix(&feats, arch.score.time_features(), &device));
-    let dsm = (ss + noise).square().sum_dim(1).mul_scalar(0.5 * draws.weight);
+    let ss = sigma_score(
+        arch,
+        p,
+        zt,
+        matrix(&feats, arch.score.time_features(), &device),
+    );
+    let dsm = (ss + noise)
+        .square()
+        .sum_dim(1)
+        .mul_scalar(0.5 * draws.weight);
     let ps = sde.prior_std();
     let z_end = z0.mul_scalar(sde.mean_coef(T_END))
         + matrix(&draws.prior_noise, d, &device).mul_scalar(sde.std(T_END));
@@ -290,13 +327,26 @@ fn host_mean(t: &Tensor<2>) -> f64 {
 /// One training step on batch `x` (`B * D` values). Weights change only if
 /// every loss term and gradient is finite; otherwise the state is untouched
 /// and [`IndmError::NonFinite`] is returned.
-pub fn train_step(state: &mut TrainState, hyper: &TrainHyper, x: &[f64], device: &Device) -> Result<StepMetrics> {
+pub fn train_step(
+    state: &mut TrainState,
+    hyper: &TrainHyper,
+    x: &[f64],
+    device: &Device,
+) -> Result<StepMetrics> {
     let arch = state.arch.clone();
     let d = arch.data_dim;
     let n = x.len() / d;
     let div = if hyper.reduce_mean { d as f64 } else { 1.0 };
     let step = state.step;
-    let draws = DiffusionDraws::new(&arch.sde, arch.eps, n, d, hyper.seed, step, hyper.importance || hyper.step_kind == StepKind::Alternating);
+    let draws = DiffusionDraws::new(
+        &arch.sde,
+        arch.eps,
+        n,
+        d,
+        hyper.seed,
+        step,
+        hyper.importance || hyper.step_kind == StepKind::Alternating,
+    );
     let bp = BurnParams::new(&state.params, device, true);
     let xt = matrix(x, d, device);
     let (flow, dsm, prior) = nelbo_terms(&arch, &bp, xt.clone(), &draws, false);
@@ -339,7 +389,15 @@ pub fn train_step(state: &mut TrainState, hyper: &TrainHyper, x: &[f64], device:
         }
         StepKind::Alternating => {
             // Score update on detached latents of the updated flow, uniform t, epsilon loss.
-            let draws_u = DiffusionDraws::new(&arch.sde, arch.eps, n, d, hyper.seed ^ 0x5EED_A17E, step, false);
+            let draws_u = DiffusionDraws::new(
+                &arch.sde,
+                arch.eps,
+                n,
+                d,
+                hyper.seed ^ 0x5EED_A17E,
+                step,
+                false,
+            );
             let bp2 = BurnParams::new(&next, device, true);
             let (_, dsm_u, _) = nelbo_terms(&arch, &bp2, xt, &draws_u, true);
             let loss_u = dsm_u.mean().div_scalar(div);
@@ -381,7 +439,13 @@ mod tests {
     }
 
     fn coupling_arch() -> Architecture {
-        Architecture::default_2d(SdeKind::Vp, FlowArch::Coupling2d { layers: 4, hidden: 16 })
+        Architecture::default_2d(
+            SdeKind::Vp,
+            FlowArch::Coupling2d {
+                layers: 4,
+                hidden: 16,
+            },
+        )
     }
 
     /// Parameters with every layer random (the zero-initialised ones too).
@@ -399,7 +463,11 @@ mod tests {
     }
 
     fn points(n: usize, seed: u64) -> Vec<f64> {
-        Counter::new(seed, Stream::TestData, 0).normals(2 * n).into_iter().map(|v| 2.0 * v).collect()
+        Counter::new(seed, Stream::TestData, 0)
+            .normals(2 * n)
+            .into_iter()
+            .map(|v| 2.0 * v)
+            .collect()
     }
 
     fn host(t: Tensor<2>) -> Vec<f64> {
@@ -407,12 +475,18 @@ mod tests {
     }
 
     fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f64::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0, f64::max)
     }
 
     #[test]
     fn burn_forward_matches_the_f64_reference() {
-        for arch in [coupling_arch(), Architecture::default_2d(SdeKind::Ve, FlowArch::Identity)] {
+        for arch in [
+            coupling_arch(),
+            Architecture::default_2d(SdeKind::Ve, FlowArch::Identity),
+        ] {
             let params = random_params(&arch, 3);
             let dev = device();
             let bp = BurnParams::new(&params, &dev, false);
@@ -423,9 +497,16 @@ mod tests {
             assert!(max_rel(&host(z), &z_ref) < 1e-4);
             assert!(max_rel(&host(ldj), &ldj_ref) < 1e-4);
             let score = ScoreMlp::from_params(&arch, &params).unwrap();
-            let ts: Vec<f64> = (0..257).map(|i| 1e-3 + (i as f64 / 256.0) * (1.0 - 1e-3)).collect();
+            let ts: Vec<f64> = (0..257)
+                .map(|i| 1e-3 + (i as f64 / 256.0) * (1.0 - 1e-3))
+                .collect();
             let feats: Vec<f64> = ts.iter().flat_map(|&t| arch.time_features(t)).collect();
-            let ss = sigma_score(&arch, &bp, matrix(&z_ref, 2, &dev), matrix(&feats, arch.score.time_features(), &dev));
+            let ss = sigma_score(
+                &arch,
+                &bp,
+                matrix(&z_ref, 2, &dev),
+                matrix(&feats, arch.score.time_features(), &dev),
+            );
             let ss_ref = score.sigma_score_rows(&z_ref, &ts);
             assert!(max_rel(&host(ss), &ss_ref) < 1e-4);
         }
@@ -434,7 +515,11 @@ mod tests {
     #[test]
     fn identity_flow_loss_is_the_plain_linear_diffusion_loss() {
         let arch = Architecture::default_2d(SdeKind::Vp, FlowArch::Identity);
-        let hyper = TrainHyper { batch: 300, seed: 11, ..Default::default() };
+        let hyper = TrainHyper {
+            batch: 300,
+            seed: 11,
+            ..Default::default()
+        };
         let mut state = TrainState::new(&arch, &hyper).unwrap();
         let x = points(300, 2);
         // The plain linear-diffusion (DDPM++ with likelihood weighting) loss on the same draws,
@@ -450,19 +535,30 @@ mod tests {
             let ss = score.sigma_score(&zt, t);
             dsm += 0.5 * draws.weight * ((ss[0] + n[0]).powi(2) + (ss[1] + n[1]).powi(2));
             let (m1, s1) = (arch.sde.mean_coef(1.0), arch.sde.std(1.0));
-            let zt1: Vec<f64> = (0..2).map(|k| m1 * x[2 * i + k] + s1 * draws.prior_noise[2 * i + k]).collect();
+            let zt1: Vec<f64> = (0..2)
+                .map(|k| m1 * x[2 * i + k] + s1 * draws.prior_noise[2 * i + k])
+                .collect();
             prior -= arch.sde.prior_logp(&zt1);
         }
         let m = train_step(&mut state, &hyper, &x, &device()).unwrap();
         assert_eq!(m.flow, 0.0);
-        assert!(((m.dsm - dsm / 300.0) / (dsm / 300.0)).abs() < 1e-5, "{} vs {}", m.dsm, dsm / 300.0);
+        assert!(
+            ((m.dsm - dsm / 300.0) / (dsm / 300.0)).abs() < 1e-5,
+            "{} vs {}",
+            m.dsm,
+            dsm / 300.0
+        );
         assert!(((m.prior - prior / 300.0) / (prior / 300.0)).abs() < 1e-5);
     }
 
     #[test]
     fn a_joint_step_updates_flow_and_score_and_is_deterministic() {
         let arch = coupling_arch();
-        let hyper = TrainHyper { batch: 64, seed: 5, ..Default::default() };
+        let hyper = TrainHyper {
+            batch: 64,
+            seed: 5,
+            ..Default::default()
+        };
         let s0 = TrainState::new(&arch, &hyper).unwrap();
         let x = points(64, 3);
         let (mut a, mut b) = (s0.clone(), s0.clone());
@@ -477,7 +573,10 @@ mod tests {
                 .filter(|(p, _)| p.name.starts_with(prefix))
                 .any(|(p, q)| p.data != q.data)
         };
-        assert!(changed("flow.3.l2"), "gradient reaches the zero-initialised flow layer");
+        assert!(
+            changed("flow.3.l2"),
+            "gradient reaches the zero-initialised flow layer"
+        );
         assert!(changed("score."));
         assert_eq!(a.step, 1);
     }
@@ -485,12 +584,23 @@ mod tests {
     #[test]
     fn the_alternating_step_updates_both_models() {
         let arch = coupling_arch();
-        let hyper = TrainHyper { batch: 64, seed: 5, step_kind: StepKind::Alternating, ..Default::default() };
+        let hyper = TrainHyper {
+            batch: 64,
+            seed: 5,
+            step_kind: StepKind::Alternating,
+            ..Default::default()
+        };
         let s0 = TrainState::new(&arch, &hyper).unwrap();
         let mut a = s0.clone();
         train_step(&mut a, &hyper, &points(64, 4), &device()).unwrap();
-        assert_ne!(a.params.get("flow.0.l2.weight"), s0.params.get("flow.0.l2.weight"));
-        assert_ne!(a.params.get("score.l0.weight"), s0.params.get("score.l0.weight"));
+        assert_ne!(
+            a.params.get("flow.0.l2.weight"),
+            s0.params.get("flow.0.l2.weight")
+        );
+        assert_ne!(
+            a.params.get("score.l0.weight"),
+            s0.params.get("score.l0.weight")
+        );
         assert_eq!(a.opt_flow.t, 1);
         assert_eq!(a.opt_score.t, 1);
     }
@@ -498,7 +608,10 @@ mod tests {
     #[test]
     fn a_non_finite_batch_is_refused_and_leaves_the_state_untouched() {
         let arch = coupling_arch();
-        let hyper = TrainHyper { batch: 16, ..Default::default() };
+        let hyper = TrainHyper {
+            batch: 16,
+            ..Default::default()
+        };
         let s0 = TrainState::new(&arch, &hyper).unwrap();
         let mut a = s0.clone();
         let mut x = points(16, 1);

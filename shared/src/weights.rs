@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
@@ -50,31 +50,51 @@ fn checksum(tensors: &[Param]) -> String {
 
 impl TensorFile {
     /// Serialises to safetensors bytes (with the checksum in the metadata).
+    ///
+    /// The header is written here rather than by the `safetensors` crate, whose metadata
+    /// map is a `HashMap`: with sorted keys the same tensors and metadata always give the
+    /// same bytes, so files can be compared and hashed. Reading uses the crate's parser.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes: Vec<Vec<u8>> = self
-            .tensors
-            .iter()
-            .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-            .collect();
-        let views = self
-            .tensors
-            .iter()
-            .zip(&bytes)
-            .map(|(t, b)| {
-                TensorView::new(Dtype::F32, t.shape.clone(), b)
-                    .map(|v| (t.name.clone(), v))
-                    .map_err(|e| IndmError::BadWeights {
-                        path: t.name.clone(),
-                        reason: e.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut meta: std::collections::HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        let mut sorted: Vec<&Param> = self.tensors.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut header = serde_json::Map::new();
+        let mut meta: BTreeMap<String, String> = self.metadata.clone();
         meta.insert(META_SHA256.into(), checksum(&self.tensors));
-        safetensors::serialize(views, Some(meta)).map_err(|e| IndmError::BadWeights {
-            path: "<bytes>".into(),
-            reason: e.to_string(),
-        })
+        header.insert("__metadata__".into(), serde_json::to_value(&meta).expect("string map"));
+        let mut offset = 0usize;
+        for t in &sorted {
+            if t.data.len() != t.shape.iter().product::<usize>() {
+                return Err(IndmError::BadWeights {
+                    path: t.name.clone(),
+                    reason: format!("{} values for shape {:?}", t.data.len(), t.shape),
+                });
+            }
+            if header.contains_key(&t.name) {
+                return Err(IndmError::BadWeights {
+                    path: t.name.clone(),
+                    reason: "duplicate tensor name".into(),
+                });
+            }
+            let end = offset + 4 * t.data.len();
+            header.insert(
+                t.name.clone(),
+                serde_json::json!({ "dtype": "F32", "shape": t.shape, "data_offsets": [offset, end] }),
+            );
+            offset = end;
+        }
+        let mut json = serde_json::to_vec(&header).expect("JSON header");
+        while json.len() % 8 != 0 {
+            json.push(b' ');
+        }
+        let mut out = Vec::with_capacity(8 + json.len() + offset);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        for t in &sorted {
+            for v in &t.data {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(out)
     }
 
     /// Parses safetensors bytes, checking dtypes, sizes and the checksum.
@@ -83,9 +103,16 @@ impl TensorFile {
             path: origin.to_string(),
             reason,
         };
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
-        let mut metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+        let mut metadata: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let expected_sum = metadata.remove(META_SHA256);
         let mut tensors = Vec::new();
         let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
@@ -93,7 +120,10 @@ impl TensorFile {
         for name in names {
             let view = st.tensor(&name).map_err(|e| bad(e.to_string()))?;
             if view.dtype() != Dtype::F32 {
-                return Err(bad(format!("tensor '{name}' has dtype {:?}, expected F32", view.dtype())));
+                return Err(bad(format!(
+                    "tensor '{name}' has dtype {:?}, expected F32",
+                    view.dtype()
+                )));
             }
             let data: Vec<f32> = view
                 .data()
@@ -109,7 +139,11 @@ impl TensorFile {
         match expected_sum {
             Some(s) if s == checksum(&tensors) => {}
             Some(_) => return Err(bad("checksum mismatch: the tensor data is corrupt".into())),
-            None => return Err(bad(format!("no '{META_SHA256}' checksum in the metadata (not written by indm?)"))),
+            None => {
+                return Err(bad(format!(
+                    "no '{META_SHA256}' checksum in the metadata (not written by indm?)"
+                )));
+            }
         }
         Ok(TensorFile { tensors, metadata })
     }
@@ -134,9 +168,15 @@ impl TensorFile {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| IndmError::io(dir, e))?;
-    let file_name = path.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp).map_err(|e| IndmError::io(&tmp, e))?;
@@ -151,13 +191,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A model's weights file: architecture + parameters (+ free-form metadata).
-pub fn model_file(arch: &Architecture, params: &ParamSet, extra: &BTreeMap<String, String>) -> Result<TensorFile> {
+pub fn model_file(
+    arch: &Architecture,
+    params: &ParamSet,
+    extra: &BTreeMap<String, String>,
+) -> Result<TensorFile> {
     params.check_against(arch)?;
     let mut metadata = extra.clone();
     metadata.insert(META_FORMAT.into(), FORMAT_WEIGHTS.into());
     metadata.insert(
         META_ARCH.into(),
-        serde_json::to_string(arch).map_err(|e| IndmError::invalid("architecture", e, "serialisable"))?,
+        serde_json::to_string(arch)
+            .map_err(|e| IndmError::invalid("architecture", e, "serialisable"))?,
     );
     Ok(TensorFile {
         tensors: params.params.clone(),
@@ -166,16 +211,24 @@ pub fn model_file(arch: &Architecture, params: &ParamSet, extra: &BTreeMap<Strin
 }
 
 /// Saves a model atomically.
-pub fn save_model(path: &Path, arch: &Architecture, params: &ParamSet, extra: &BTreeMap<String, String>) -> Result<()> {
+pub fn save_model(
+    path: &Path,
+    arch: &Architecture,
+    params: &ParamSet,
+    extra: &BTreeMap<String, String>,
+) -> Result<()> {
     model_file(arch, params, extra)?.write_atomic(path)
 }
 
 /// Reads the architecture record of a file's metadata.
 pub fn architecture_of(file: &TensorFile, origin: &str) -> Result<Architecture> {
-    let json = file.metadata.get(META_ARCH).ok_or_else(|| IndmError::BadWeights {
-        path: origin.into(),
-        reason: format!("no '{META_ARCH}' record in the metadata"),
-    })?;
+    let json = file
+        .metadata
+        .get(META_ARCH)
+        .ok_or_else(|| IndmError::BadWeights {
+            path: origin.into(),
+            reason: format!("no '{META_ARCH}' record in the metadata"),
+        })?;
     let arch: Architecture = serde_json::from_str(json).map_err(|e| IndmError::BadWeights {
         path: origin.into(),
         reason: format!("architecture record is not valid: {e}"),
@@ -191,7 +244,11 @@ pub fn model_from_file(file: &TensorFile, origin: &str) -> Result<(Architecture,
         params: arch
             .param_specs()
             .iter()
-            .map(|s| file.get(&s.name).cloned().ok_or_else(|| IndmError::MissingTensor(s.name.clone())))
+            .map(|s| {
+                file.get(&s.name)
+                    .cloned()
+                    .ok_or_else(|| IndmError::MissingTensor(s.name.clone()))
+            })
             .collect::<Result<_>>()?,
     };
     params.check_against(&arch)?;
@@ -237,23 +294,54 @@ mod tests {
     fn corrupt_and_foreign_files_are_refused_with_reasons() {
         let arch = Architecture::default_2d(SdeKind::Vp, FlowArch::Identity);
         let params = ParamSet::init(&arch, 1);
-        let bytes = model_file(&arch, &params, &BTreeMap::new()).unwrap().to_bytes().unwrap();
+        let bytes = model_file(&arch, &params, &BTreeMap::new())
+            .unwrap()
+            .to_bytes()
+            .unwrap();
         // Flip one byte of tensor data (the end of the file).
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0x40;
         let e = TensorFile::from_bytes(&bad, "x").unwrap_err().to_string();
         assert!(e.contains("checksum"), "{e}");
-        let e = TensorFile::from_bytes(b"hello", "x").unwrap_err().to_string();
+        let e = TensorFile::from_bytes(b"hello", "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a safetensors file"), "{e}");
         // A file with a wrong shape names the tensor and both shapes.
         let mut f = TensorFile::from_bytes(&bytes, "x").unwrap();
-        let t = f.tensors.iter_mut().find(|t| t.name == "score.l1.weight").unwrap();
+        let t = f
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == "score.l1.weight")
+            .unwrap();
         t.shape = vec![64, 256];
-        let e = model_from_file(&TensorFile::from_bytes(&f.to_bytes().unwrap(), "x").unwrap(), "x")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("score.l1.weight") && e.contains("[64, 256]") && e.contains("[128, 128]"), "{e}");
+        let e = model_from_file(
+            &TensorFile::from_bytes(&f.to_bytes().unwrap(), "x").unwrap(),
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("score.l1.weight") && e.contains("[64, 256]") && e.contains("[128, 128]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_same_content_gives_the_same_bytes() {
+        let arch = Architecture::default_2d(SdeKind::Vp, FlowArch::Identity);
+        let params = ParamSet::init(&arch, 1);
+        let mut extra = BTreeMap::new();
+        for k in ["b", "a", "c", "z", "y"] {
+            extra.insert(format!("key.{k}"), k.to_string());
+        }
+        let a = model_file(&arch, &params, &extra).unwrap().to_bytes().unwrap();
+        let b = model_file(&arch, &params, &extra).unwrap().to_bytes().unwrap();
+        assert_eq!(a, b);
+        // And the safetensors crate reads what we write.
+        let st = safetensors::SafeTensors::deserialize(&a).unwrap();
+        assert_eq!(st.names().len(), params.params.len());
     }
 
     #[test]

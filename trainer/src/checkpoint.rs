@@ -37,7 +37,12 @@ fn prefixed(prefix: &str, params: &[Param]) -> Vec<Param> {
         .collect()
 }
 
-fn moments(prefix: &str, opt: &AdamW, params: &ParamSet, which: fn(&AdamW) -> &Vec<Vec<f32>>) -> Vec<Param> {
+fn moments(
+    prefix: &str,
+    opt: &AdamW,
+    params: &ParamSet,
+    which: fn(&AdamW) -> &Vec<Vec<f32>>,
+) -> Vec<Param> {
     params
         .params
         .iter()
@@ -93,7 +98,9 @@ pub fn load(path: &Path) -> Result<(TrainState, TrainHyper, f64)> {
     .with_context(|| format!("{origin}: training record is not valid"))?;
     let take = |prefix: &str, name: &str| -> Result<Param> {
         let full = format!("{prefix}{name}");
-        let t = file.get(&full).with_context(|| format!("{origin}: tensor '{full}' is missing"))?;
+        let t = file
+            .get(&full)
+            .with_context(|| format!("{origin}: tensor '{full}' is missing"))?;
         Ok(Param {
             name: name.to_string(),
             ..t.clone()
@@ -101,19 +108,35 @@ pub fn load(path: &Path) -> Result<(TrainState, TrainHyper, f64)> {
     };
     let specs = arch.param_specs();
     let params = ParamSet {
-        params: specs.iter().map(|s| take("", &s.name)).collect::<Result<_>>()?,
+        params: specs
+            .iter()
+            .map(|s| take("", &s.name))
+            .collect::<Result<_>>()?,
     };
     params.check_against(&arch)?;
     let ema = ParamSet {
-        params: specs.iter().map(|s| take("ema.", &s.name)).collect::<Result<_>>()?,
+        params: specs
+            .iter()
+            .map(|s| take("ema.", &s.name))
+            .collect::<Result<_>>()?,
     };
     ema.check_against(&arch)?;
     let mut opt_flow = AdamW::new(meta.hyper.flow_opt, "flow.", &params);
     let mut opt_score = AdamW::new(meta.hyper.score_opt, "score.", &params);
     for opt in [&mut opt_flow, &mut opt_score] {
-        let owned: Vec<&str> = specs.iter().filter(|s| s.name.starts_with(&opt.prefix)).map(|s| s.name.as_str()).collect();
-        opt.m = owned.iter().map(|n| take("opt.m.", n).map(|p| p.data)).collect::<Result<_>>()?;
-        opt.v = owned.iter().map(|n| take("opt.v.", n).map(|p| p.data)).collect::<Result<_>>()?;
+        let owned: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.name.starts_with(&opt.prefix))
+            .map(|s| s.name.as_str())
+            .collect();
+        opt.m = owned
+            .iter()
+            .map(|n| take("opt.m.", n).map(|p| p.data))
+            .collect::<Result<_>>()?;
+        opt.v = owned
+            .iter()
+            .map(|n| take("opt.v.", n).map(|p| p.data))
+            .collect::<Result<_>>()?;
     }
     opt_flow.t = meta.opt_flow_t;
     opt_score.t = meta.opt_score_t;

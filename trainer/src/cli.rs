@@ -75,10 +75,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub sde: Option<String>,
     /// Training steps (total, also when resuming).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<i64>,
     /// Batch size.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub batch: Option<i64>,
     /// Score-net learning rate (AdamW).
     #[arg(long)]
@@ -95,11 +95,14 @@ pub struct TrainArgs {
     /// Truncation time eps.
     #[arg(long)]
     pub eps: Option<f64>,
+    /// sigma_max of the VE SDE (sigma_min is 0.01).
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
     /// Uniform diffusion times instead of importance sampling.
     #[arg(long)]
     pub no_importance: bool,
     /// Checkpoint every N steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub checkpoint_every: Option<i64>,
     /// burn backend.
     #[arg(long, value_enum)]
@@ -120,7 +123,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Test PF-ODE NLL points of the final evaluation.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub nll_points: Option<i64>,
     /// Train only: write the weights but skip the evaluation, figures and summary.
     #[arg(long)]
@@ -143,10 +146,10 @@ pub struct SampleArgs {
     #[arg(long, default_value = "em")]
     pub sampler: String,
     /// Sampler steps.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, allow_hyphen_values = true)]
     pub steps: i64,
     /// Number of samples.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, allow_hyphen_values = true)]
     pub count: i64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
@@ -169,7 +172,7 @@ pub struct NllArgs {
     #[arg(long)]
     pub run: PathBuf,
     /// Test points of the PF-ODE NLL.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_hyphen_values = true)]
     pub points: i64,
     /// Trace: exact or hutchinson.
     #[arg(long, default_value = "exact")]

@@ -41,7 +41,11 @@ pub fn resolve(a: &TrainArgs) -> Result<RunConfig> {
     let mut cfg = if let Some(dir) = &a.resume {
         let p = dir.join(files::CONFIG);
         if !p.exists() {
-            bail!("cannot resume: {} is not a run folder ({} is missing)", dir.display(), p.display());
+            bail!(
+                "cannot resume: {} is not a run folder ({} is missing)",
+                dir.display(),
+                p.display()
+            );
         }
         RunConfig::from_toml_file(&p)?
     } else if let Some(p) = &a.config {
@@ -82,6 +86,15 @@ pub fn resolve(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(e) = a.eps {
         cfg.arch.eps = e;
     }
+    if let Some(s) = a.sigma_max {
+        if cfg.arch.sde.kind != SdeKind::Ve {
+            bail!(
+                "--sigma-max applies to the VE SDE only (this run uses {})",
+                cfg.arch.sde.kind
+            );
+        }
+        cfg.arch.sde.sigma_max = s;
+    }
     if a.no_importance {
         cfg.hyper.importance = false;
     }
@@ -108,7 +121,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         (Some(d), _) => (d.clone(), true),
         (None, Some(d)) => {
             if d.join(files::CHECKPOINT).exists() {
-                bail!("{} already holds a run; use --resume {} to continue it or choose another --out", d.display(), d.display());
+                bail!(
+                    "{} already holds a run; use --resume {} to continue it or choose another --out",
+                    d.display(),
+                    d.display()
+                );
             }
             (d.clone(), false)
         }
@@ -123,8 +140,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     };
     match run::train(&cfg, &opts)? {
         Some(s) => run::print_summary(&s, &dir),
-        None if a.skip_eval && a.stop_after.is_none() => println!("trained; weights in {}", dir.join(files::WEIGHTS).display()),
-        None => println!("stopped early at the requested step; resume with `trainer train --resume {}`", dir.display()),
+        None if a.skip_eval && a.stop_after.is_none() => {
+            println!("trained; weights in {}", dir.join(files::WEIGHTS).display())
+        }
+        None => println!(
+            "stopped early at the requested step; resume with `trainer train --resume {}`",
+            dir.display()
+        ),
     }
     Ok(())
 }
@@ -132,8 +154,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 /// Loads a run folder's EMA model and configuration.
 fn load_run(dir: &Path) -> Result<(RunConfig, CpuModel)> {
     let cfg = RunConfig::from_toml_file(&dir.join(files::CONFIG))?;
-    let (arch, params, _) = indm::weights::load_model(&dir.join(files::WEIGHTS))
-        .with_context(|| format!("{} has no finished model (train it to the end first)", dir.display()))?;
+    let (arch, params, _) =
+        indm::weights::load_model(&dir.join(files::WEIGHTS)).with_context(|| {
+            format!(
+                "{} has no finished model (train it to the end first)",
+                dir.display()
+            )
+        })?;
     Ok((cfg, CpuModel::new(&arch, &params)?))
 }
 
@@ -141,12 +168,22 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
     let (dataset, model, default_out) = match (&a.run, &a.weights) {
         (Some(dir), _) => {
             let (cfg, model) = load_run(dir)?;
-            (Some(cfg.dataset), model, dir.join(format!("sample-{}-{}.png", a.sampler, a.steps)))
+            (
+                Some(cfg.dataset),
+                model,
+                dir.join(format!("sample-{}-{}.png", a.sampler, a.steps)),
+            )
         }
         (None, Some(w)) => {
             let (arch, params, meta) = indm::weights::load_model(w)?;
-            let ds = meta.get("indm.dataset").and_then(|d| Toy2d::from_name(d).ok());
-            (ds, CpuModel::new(&arch, &params)?, PathBuf::from(format!("sample-{}-{}.png", a.sampler, a.steps)))
+            let ds = meta
+                .get("indm.dataset")
+                .and_then(|d| Toy2d::from_name(d).ok());
+            (
+                ds,
+                CpuModel::new(&arch, &params)?,
+                PathBuf::from(format!("sample-{}-{}.png", a.sampler, a.steps)),
+            )
         }
         (None, None) => bail!("give --run <folder> or --weights <file>"),
     };
@@ -165,8 +202,17 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
     }
     let (x, s) = sample_model(&model, n, &cfg)?;
     let out = a.out.unwrap_or(default_out);
-    let data = dataset.map(|d| d.sample(n.min(20_000), a.seed ^ 0xDA7A, 0, Stream::TestData)).unwrap_or_default();
-    let title = format!("{} samples, {} x {} steps (NFE {}), seed {}", n, cfg.kind.name(), cfg.steps, s.nfe, cfg.seed);
+    let data = dataset
+        .map(|d| d.sample(n.min(20_000), a.seed ^ 0xDA7A, 0, Stream::TestData))
+        .unwrap_or_default();
+    let title = format!(
+        "{} samples, {} x {} steps (NFE {}), seed {}",
+        n,
+        cfg.kind.name(),
+        cfg.steps,
+        s.nfe,
+        cfg.seed
+    );
     plots::samples(&out, &title, &data, &x)?;
     let csv = out.with_extension("csv");
     let mut text = String::from("x,y\n");
@@ -174,7 +220,12 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
         text.push_str(&format!("{},{}\n", p[0], p[1]));
     }
     indm::weights::write_atomic(&csv, text.as_bytes())?;
-    println!("wrote {} and {} (NFE {} per sample)", out.display(), csv.display(), s.nfe);
+    println!(
+        "wrote {} and {} (NFE {} per sample)",
+        out.display(),
+        csv.display(),
+        s.nfe
+    );
     Ok(())
 }
 
@@ -196,17 +247,35 @@ fn nll_cmd(a: NllArgs) -> Result<()> {
         "hutchinson" => Trace::Hutchinson,
         other => bail!("unknown trace '{other}'; valid choices are: exact, hutchinson"),
     };
-    if !(a.tol > 0.0 && a.tol < 1.0) || !(a.nelbo_se > 0.0) {
-        bail!("invalid tolerance {} or NELBO target {} (both must be positive, tol < 1)", a.tol, a.nelbo_se);
+    let valid = a.tol > 0.0 && a.tol < 1.0 && a.nelbo_se > 0.0;
+    if !valid {
+        bail!(
+            "invalid tolerance {} or NELBO target {} (both must be positive, tol < 1)",
+            a.tol,
+            a.nelbo_se
+        );
     }
     let n = positive("points", a.points)? as usize;
-    let x = cfg.dataset.sample(n, cfg.hyper.seed ^ 0xE7A1_0000_0000, 0, Stream::TestData);
+    let x = cfg
+        .dataset
+        .sample(n, cfg.hyper.seed ^ 0xE7A1_0000_0000, 0, Stream::TestData);
     let ncfg = NllConfig {
         trace,
-        tol: Tolerance { rtol: a.tol, atol: a.tol, max_steps: 200_000 },
+        tol: Tolerance {
+            rtol: a.tol,
+            atol: a.tol,
+            max_steps: 200_000,
+        },
         seed: cfg.hyper.seed,
     };
-    let r = data_nll(&model.arch.sde, model.arch.eps, &model.flow, &model.score, &x, &ncfg);
+    let r = data_nll(
+        &model.arch.sde,
+        model.arch.eps,
+        &model.flow,
+        &model.score,
+        &x,
+        &ncfg,
+    );
     let nll = Estimate::of(&r.nll);
     let nelbo = eval::nelbo(&model, cfg.dataset, cfg.hyper.seed, a.nelbo_se, 4_000_000);
     let rep = NllReport {
@@ -252,7 +321,13 @@ fn compare_cmd(a: TrainArgs) -> Result<()> {
     for (name, cfg) in [("indm", &base_cfg), ("baseline", &baseline_cfg)] {
         let sub = dir.join(name);
         eprintln!("== {name} -> {}", sub.display());
-        let opts = TrainOptions { dir: sub.clone(), resume: false, quiet: a.quiet, stop_after: None, skip_eval: false };
+        let opts = TrainOptions {
+            dir: sub.clone(),
+            resume: false,
+            quiet: a.quiet,
+            stop_after: None,
+            skip_eval: false,
+        };
         let s = run::train(cfg, &opts)?.expect("full run");
         run::print_summary(&s, &sub);
         results.push(s);
@@ -266,10 +341,16 @@ fn compare_cmd(a: TrainArgs) -> Result<()> {
     let n = base_cfg.eval.sample_count;
     let (xi, _) = sample_model(&m_indm, n, &scfg)?;
     let (xb, _) = sample_model(&m_base, n, &scfg)?;
-    let data = base_cfg.dataset.sample(n, base_cfg.hyper.seed ^ 0xDA7A, 0, Stream::TestData);
+    let data = base_cfg
+        .dataset
+        .sample(n, base_cfg.hyper.seed ^ 0xDA7A, 0, Stream::TestData);
     plots::compare(
         &dir.join("compare.png"),
-        &format!("{} | {} steps | same seed, same noise", base_cfg.dataset.name(), base_cfg.steps),
+        &format!(
+            "{} | {} steps | same seed, same noise",
+            base_cfg.dataset.name(),
+            base_cfg.steps
+        ),
         &data,
         &xi,
         &xb,
@@ -277,18 +358,35 @@ fn compare_cmd(a: TrainArgs) -> Result<()> {
     let md = compare_markdown(&indm, &baseline);
     indm::weights::write_atomic(&dir.join("compare.md"), md.as_bytes())?;
     let rep = CompareReport { indm, baseline };
-    indm::weights::write_atomic(&dir.join("compare.json"), serde_json::to_string_pretty(&rep)?.as_bytes())?;
+    indm::weights::write_atomic(
+        &dir.join("compare.json"),
+        serde_json::to_string_pretty(&rep)?.as_bytes(),
+    )?;
     println!("{md}");
-    println!("wrote {}/compare.md, compare.json, compare.png", dir.display());
+    println!(
+        "wrote {}/compare.md, compare.json, compare.png",
+        dir.display()
+    );
     Ok(())
 }
 
 fn compare_markdown(i: &Summary, b: &Summary) -> String {
-    let h = i.true_entropy_nats.map(|h| format!("{h:.4}")).unwrap_or_else(|| "unknown".into());
+    let h = i
+        .true_entropy_nats
+        .map(|h| format!("{h:.4}"))
+        .unwrap_or_else(|| "unknown".into());
     let row = |name: &str, s: &Summary| {
         format!(
             "| {name} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.1} | {:.1} |\n",
-            s.flow, s.test_nll_nats, s.test_nll_se, s.test_nelbo_nats, s.test_nelbo_se, s.gap_nats, s.gap_se, s.train_seconds, s.steps_per_second
+            s.flow,
+            s.test_nll_nats,
+            s.test_nll_se,
+            s.test_nelbo_nats,
+            s.test_nelbo_se,
+            s.gap_nats,
+            s.gap_se,
+            s.train_seconds,
+            s.steps_per_second
         )
     };
     format!(
@@ -317,7 +415,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let mut timed = 0.0;
     let mut last = f64::NAN;
     for step in 0..warmup + steps {
-        let x = cfg.dataset.sample(cfg.hyper.batch, cfg.hyper.seed, step, Stream::Data);
+        let x = cfg
+            .dataset
+            .sample(cfg.hyper.batch, cfg.hyper.seed, step, Stream::Data);
         let t0 = std::time::Instant::now();
         last = indm::train::train_step(&mut state, &cfg.hyper, &x, &device)?.nelbo;
         if step >= warmup {

@@ -121,11 +121,14 @@ impl RunConfig {
     pub fn default_run() -> Self {
         RunConfig {
             dataset: Toy2d::Checkerboard,
-            steps: 20_000,
+            steps: 25_000,
             checkpoint_every: 1000,
             log_every: 20,
             backend: Backend::Flex,
-            arch: Architecture::default_2d(indm::SdeKind::Vp, indm::FlowArch::from_name("coupling").expect("known flow")),
+            arch: Architecture::default_2d(
+                indm::SdeKind::Vp,
+                indm::FlowArch::from_name("coupling").expect("known flow"),
+            ),
             hyper: TrainHyper::default(),
             eval: EvalConfig::default(),
         }
@@ -133,7 +136,8 @@ impl RunConfig {
 
     /// Reads a TOML file.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
                 "config file {} is not a valid run configuration (write one with `trainer train --print-config`)",

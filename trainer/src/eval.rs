@@ -31,13 +31,27 @@ pub struct Likelihoods {
 }
 
 /// NELBO with fresh test points per batch until its standard error is below the target.
-pub fn nelbo(model: &CpuModel, data: Toy2d, seed: u64, target_se: f64, max_points: usize) -> Estimate {
+pub fn nelbo(
+    model: &CpuModel,
+    data: Toy2d,
+    seed: u64,
+    target_se: f64,
+    max_points: usize,
+) -> Estimate {
     let batch = 20_000;
     let mut values: Vec<f64> = Vec::new();
     let mut b = 0u64;
     loop {
         let x = data.sample(batch, seed ^ EVAL_SALT, 1 + b, Stream::TestData);
-        let terms = nelbo_terms(&model.arch.sde, model.arch.eps, &model.flow, &model.score, &x, seed ^ EVAL_SALT, b);
+        let terms = nelbo_terms(
+            &model.arch.sde,
+            model.arch.eps,
+            &model.flow,
+            &model.score,
+            &x,
+            seed ^ EVAL_SALT,
+            b,
+        );
         values.extend(terms.total());
         b += 1;
         let e = Estimate::of(&values);
@@ -48,7 +62,14 @@ pub fn nelbo(model: &CpuModel, data: Toy2d, seed: u64, target_se: f64, max_point
 }
 
 /// PF-ODE NLL of `n` test points.
-pub fn nll(model: &CpuModel, data: Toy2d, seed: u64, n: usize, rtol: f64, atol: f64) -> (Estimate, usize) {
+pub fn nll(
+    model: &CpuModel,
+    data: Toy2d,
+    seed: u64,
+    n: usize,
+    rtol: f64,
+    atol: f64,
+) -> (Estimate, usize) {
     let x = data.sample(n, seed ^ EVAL_SALT, 0, Stream::TestData);
     let cfg = NllConfig {
         trace: Trace::Exact,
@@ -59,14 +80,28 @@ pub fn nll(model: &CpuModel, data: Toy2d, seed: u64, n: usize, rtol: f64, atol: 
         },
         seed,
     };
-    let r = data_nll(&model.arch.sde, model.arch.eps, &model.flow, &model.score, &x, &cfg);
+    let r = data_nll(
+        &model.arch.sde,
+        model.arch.eps,
+        &model.flow,
+        &model.score,
+        &x,
+        &cfg,
+    );
     (Estimate::of(&r.nll), r.nfe)
 }
 
 /// Both likelihoods and their gap.
 pub fn likelihoods(model: &CpuModel, data: Toy2d, seed: u64, cfg: &EvalConfig) -> Likelihoods {
     let nelbo = nelbo(model, data, seed, cfg.nelbo_target_se, cfg.nelbo_max_points);
-    let (nll, nll_nfe) = nll(model, data, seed, cfg.nll_points, cfg.nll_rtol, cfg.nll_atol);
+    let (nll, nll_nfe) = nll(
+        model,
+        data,
+        seed,
+        cfg.nll_points,
+        cfg.nll_rtol,
+        cfg.nll_atol,
+    );
     Likelihoods {
         gap: nelbo.mean - nll.mean,
         gap_se: (nelbo.std_error.powi(2) + nll.std_error.powi(2)).sqrt(),
@@ -91,7 +126,11 @@ pub struct SampleSet {
 /// Draws `n` samples with `cfg`, keeping trajectories for plotting.
 pub fn samples(model: &CpuModel, n: usize, cfg: &SamplerConfig) -> Result<SampleSet> {
     let (x, s) = sample_model(model, n, cfg)?;
-    let data = s.trajectory.iter().map(|(t, z)| (*t, model.flow.inverse(z))).collect();
+    let data = s
+        .trajectory
+        .iter()
+        .map(|(t, z)| (*t, model.flow.inverse(z)))
+        .collect();
     Ok(SampleSet {
         x,
         latent: s.trajectory,

@@ -27,7 +27,11 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// A square window `[-r, r]^2` (with margin) that holds most of the points.
 pub fn window(points: &[f64]) -> f64 {
-    let mut a: Vec<f64> = points.iter().map(|v| v.abs()).filter(|v| v.is_finite()).collect();
+    let mut a: Vec<f64> = points
+        .iter()
+        .map(|v| v.abs())
+        .filter(|v| v.is_finite())
+        .collect();
     if a.is_empty() {
         return 1.0;
     }
@@ -48,7 +52,12 @@ pub struct Layer<'a> {
     pub label: &'a str,
 }
 
-fn scatter_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, title: &str, r: f64, layers: &[Layer]) -> Result<()> {
+fn scatter_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    title: &str,
+    r: f64,
+    layers: &[Layer],
+) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (font(), 18))
         .margin(8)
@@ -95,14 +104,34 @@ pub fn samples(path: &Path, title: &str, data: &[f64], model: &[f64]) -> Result<
     top.titled(title, (font(), 18)).map_err(err)?;
     let panels = body.split_evenly((1, 2));
     let r = window(data);
-    scatter_panel(&panels[0], "data", r, &[Layer { points: data, color: BLACK, alpha: 0.35, label: "data" }])?;
+    scatter_panel(
+        &panels[0],
+        "data",
+        r,
+        &[Layer {
+            points: data,
+            color: BLACK,
+            alpha: 0.35,
+            label: "data",
+        }],
+    )?;
     scatter_panel(
         &panels[1],
         "model samples over the data",
         r,
         &[
-            Layer { points: data, color: RGBColor(170, 170, 170), alpha: 0.35, label: "data" },
-            Layer { points: model, color: RGBColor(20, 90, 200), alpha: 0.45, label: "samples" },
+            Layer {
+                points: data,
+                color: RGBColor(170, 170, 170),
+                alpha: 0.35,
+                label: "data",
+            },
+            Layer {
+                points: model,
+                color: RGBColor(20, 90, 200),
+                alpha: 0.45,
+                label: "samples",
+            },
         ],
     )?;
     root.present().map_err(err)?;
@@ -112,7 +141,11 @@ pub fn samples(path: &Path, title: &str, data: &[f64], model: &[f64]) -> Result<
 /// Colour of time `t` in [0, 1]: blue (noise, t = 1) to red (data, t = 0).
 fn time_color(t: f64) -> RGBColor {
     let u = t.clamp(0.0, 1.0);
-    RGBColor((220.0 * (1.0 - u) + 30.0 * u) as u8, 60, (30.0 * (1.0 - u) + 220.0 * u) as u8)
+    RGBColor(
+        (220.0 * (1.0 - u) + 30.0 * u) as u8,
+        60,
+        (30.0 * (1.0 - u) + 220.0 * u) as u8,
+    )
 }
 
 fn paths_panel(
@@ -122,7 +155,10 @@ fn paths_panel(
     n_paths: usize,
 ) -> Result<()> {
     let last = &states.last().expect("non-empty trajectory").1;
-    let all: Vec<f64> = states.iter().flat_map(|(_, s)| s[..(2 * n_paths).min(s.len())].iter().copied()).collect();
+    let all: Vec<f64> = states
+        .iter()
+        .flat_map(|(_, s)| s[..(2 * n_paths).min(s.len())].iter().copied())
+        .collect();
     let r = window(&all).max(window(last));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (font(), 16))
@@ -131,33 +167,61 @@ fn paths_panel(
         .y_label_area_size(32)
         .build_cartesian_2d(-r..r, -r..r)
         .map_err(err)?;
-    chart.configure_mesh().label_style((font(), 11)).light_line_style(WHITE.mix(0.0)).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .label_style((font(), 11))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
     for p in 0..n_paths.min(last.len() / 2) {
         for w in states.windows(2) {
             let (a, b) = (&w[0].1, &w[1].1);
             let seg = [(a[2 * p], a[2 * p + 1]), (b[2 * p], b[2 * p + 1])];
             if seg.iter().all(|(x, y)| x.is_finite() && y.is_finite()) {
                 chart
-                    .draw_series(std::iter::once(PathElement::new(seg.to_vec(), time_color(w[1].0).mix(0.55))))
+                    .draw_series(std::iter::once(PathElement::new(
+                        seg.to_vec(),
+                        time_color(w[1].0).mix(0.55),
+                    )))
                     .map_err(err)?;
             }
         }
     }
     chart
-        .draw_series(last.chunks_exact(2).take(4000).map(|q| Circle::new((q[0], q[1]), 1, BLACK.mix(0.25).filled())))
+        .draw_series(
+            last.chunks_exact(2)
+                .take(4000)
+                .map(|q| Circle::new((q[0], q[1]), 1, BLACK.mix(0.25).filled())),
+        )
         .map_err(err)?;
     Ok(())
 }
 
 /// `trajectories.png`: the same reverse trajectories in latent space and in data space.
-pub fn trajectories(path: &Path, title: &str, latent: &[(f64, Vec<f64>)], data: &[(f64, Vec<f64>)], n_paths: usize) -> Result<()> {
+pub fn trajectories(
+    path: &Path,
+    title: &str,
+    latent: &[(f64, Vec<f64>)],
+    data: &[(f64, Vec<f64>)],
+    n_paths: usize,
+) -> Result<()> {
     let root = BitMapBackend::new(path, (1100, 580)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, body) = root.split_vertically(30);
     top.titled(title, (font(), 17)).map_err(err)?;
     let panels = body.split_evenly((1, 2));
-    paths_panel(&panels[0], "latent z_t (linear SDE)  blue t=1 -> red t=eps", latent, n_paths)?;
-    paths_panel(&panels[1], "data x_t = h^-1(z_t) (implicit nonlinear SDE)", data, n_paths)?;
+    paths_panel(
+        &panels[0],
+        "latent z_t (linear SDE)  blue t=1 -> red t=eps",
+        latent,
+        n_paths,
+    )?;
+    paths_panel(
+        &panels[1],
+        "data x_t = h^-1(z_t) (implicit nonlinear SDE)",
+        data,
+        n_paths,
+    )?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -182,7 +246,12 @@ pub fn curves(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
     top.titled(title, (font(), 17)).map_err(err)?;
     let panels = body.split_evenly((rows, cols));
     for (c, area) in curves.iter().zip(panels.iter()) {
-        let pts: Vec<(f64, f64)> = c.points.iter().copied().filter(|(_, y)| y.is_finite()).collect();
+        let pts: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .copied()
+            .filter(|(_, y)| y.is_finite())
+            .collect();
         if pts.is_empty() {
             continue;
         }
@@ -203,8 +272,14 @@ pub fn curves(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
             .y_label_area_size(48)
             .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
             .map_err(err)?;
-        chart.configure_mesh().label_style((font(), 11)).draw().map_err(err)?;
-        chart.draw_series(LineSeries::new(pts, RGBColor(20, 90, 200))).map_err(err)?;
+        chart
+            .configure_mesh()
+            .label_style((font(), 11))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(pts, RGBColor(20, 90, 200)))
+            .map_err(err)?;
         if let Some((r, label)) = &c.reference {
             chart
                 .draw_series(LineSeries::new(vec![(0.0, *r), (x_max, *r)], RED))
@@ -224,7 +299,13 @@ pub fn curves(path: &Path, title: &str, curves: &[Curve]) -> Result<()> {
 }
 
 /// The compare figure: data, INDM samples, baseline samples.
-pub fn compare(path: &Path, title: &str, data: &[f64], indm: &[f64], baseline: &[f64]) -> Result<()> {
+pub fn compare(
+    path: &Path,
+    title: &str,
+    data: &[f64],
+    indm: &[f64],
+    baseline: &[f64],
+) -> Result<()> {
     let root = BitMapBackend::new(path, (1500, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, body) = root.split_vertically(30);
@@ -232,13 +313,38 @@ pub fn compare(path: &Path, title: &str, data: &[f64], indm: &[f64], baseline: &
     let panels = body.split_evenly((1, 3));
     let r = window(data);
     let blue = RGBColor(20, 90, 200);
-    scatter_panel(&panels[0], "data", r, &[Layer { points: data, color: BLACK, alpha: 0.35, label: "data" }])?;
-    scatter_panel(&panels[1], "INDM (coupling flow)", r, &[Layer { points: indm, color: blue, alpha: 0.45, label: "INDM" }])?;
+    scatter_panel(
+        &panels[0],
+        "data",
+        r,
+        &[Layer {
+            points: data,
+            color: BLACK,
+            alpha: 0.35,
+            label: "data",
+        }],
+    )?;
+    scatter_panel(
+        &panels[1],
+        "INDM (coupling flow)",
+        r,
+        &[Layer {
+            points: indm,
+            color: blue,
+            alpha: 0.45,
+            label: "INDM",
+        }],
+    )?;
     scatter_panel(
         &panels[2],
         "baseline (identity flow)",
         r,
-        &[Layer { points: baseline, color: RGBColor(200, 80, 20), alpha: 0.45, label: "baseline" }],
+        &[Layer {
+            points: baseline,
+            color: RGBColor(200, 80, 20),
+            alpha: 0.45,
+            label: "baseline",
+        }],
     )?;
     root.present().map_err(err)?;
     Ok(())

@@ -125,7 +125,11 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let mut out = String::from(METRICS_HEADER);
     out.push('\n');
     for line in text.lines().skip(1) {
-        let s: u64 = line.split(',').next().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+        let s: u64 = line
+            .split(',')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX);
         if s <= step {
             out.push_str(line);
             out.push('\n');
@@ -137,11 +141,16 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
 
 /// Reads `metrics.csv` back as columns.
 pub fn read_metrics(path: &Path) -> Result<Vec<Vec<f64>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .skip(1)
-        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect())
 }
 
@@ -169,7 +178,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     let device = cfg.backend.device()?;
     let (mut state, mut train_seconds) = if opts.resume {
         if !ckpt_path.exists() {
-            bail!("cannot resume: {} has no checkpoint ({} is missing)", dir.display(), ckpt_path.display());
+            bail!(
+                "cannot resume: {} has no checkpoint ({} is missing)",
+                dir.display(),
+                ckpt_path.display()
+            );
         }
         let (mut state, _, secs) = checkpoint::load(&ckpt_path)?;
         if let Some(diff) = cfg.arch.difference(&state.arch) {
@@ -186,7 +199,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         eprintln!("resuming {} at step {}", dir.display(), state.step);
         (state, secs)
     } else {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating run folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating run folder {}", dir.display()))?;
         let state = TrainState::new(&cfg.arch, &cfg.hyper)?;
         indm::weights::write_atomic(&metrics_path, format!("{METRICS_HEADER}\n").as_bytes())?;
         (state, 0.0)
@@ -208,7 +222,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         Some(k) => cfg.steps.min(start_step + k),
         None => cfg.steps,
     };
-    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(cfg.steps)
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps | {msg} | {per_sec} | ETA {eta}")
             .expect("valid template"),
@@ -223,9 +241,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     let started = Instant::now();
     let mut session_seconds = 0.0;
     // Test hook: poison the batch at one step to exercise the non-finite-loss path for real.
-    let inject_nan: Option<u64> = std::env::var("INDM_INJECT_NAN_AT_STEP").ok().and_then(|v| v.parse().ok());
+    let inject_nan: Option<u64> = std::env::var("INDM_INJECT_NAN_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse().ok());
     while state.step < last_step {
-        let mut x = cfg.dataset.sample(cfg.hyper.batch, cfg.hyper.seed, state.step, Stream::Data);
+        let mut x = cfg
+            .dataset
+            .sample(cfg.hyper.batch, cfg.hyper.seed, state.step, Stream::Data);
         if inject_nan == Some(state.step) {
             x[0] = f64::NAN;
         }
@@ -235,7 +257,12 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
             Err(e @ IndmError::NonFinite { .. }) => {
                 bar.abandon();
                 // The in-memory state is the last good one: keep it.
-                checkpoint::save(&ckpt_path, &state, &cfg.hyper, train_seconds + session_seconds)?;
+                checkpoint::save(
+                    &ckpt_path,
+                    &state,
+                    &cfg.hyper,
+                    train_seconds + session_seconds,
+                )?;
                 bail!(
                     "training stopped: {e}. The last good state (step {}) is saved in {}; \
                      lower the learning rates and resume with `trainer train --resume {}`",
@@ -269,13 +296,22 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         bar.set_position(state.step);
         if state.step % cfg.checkpoint_every == 0 || state.step == last_step {
             metrics_file.flush()?;
-            checkpoint::save(&ckpt_path, &state, &cfg.hyper, train_seconds + session_seconds)?;
+            checkpoint::save(
+                &ckpt_path,
+                &state,
+                &cfg.hyper,
+                train_seconds + session_seconds,
+            )?;
         }
     }
     bar.finish_and_clear();
     let steps_done = state.step - start_step;
     train_seconds += session_seconds;
-    let steps_per_second = if session_seconds > 0.0 { steps_done as f64 / session_seconds } else { 0.0 };
+    let steps_per_second = if session_seconds > 0.0 {
+        steps_done as f64 / session_seconds
+    } else {
+        0.0
+    };
     eprintln!(
         "trained {steps_done} steps in {:.1} s ({steps_per_second:.1} steps/s; wall {:.1} s)",
         session_seconds,
@@ -290,13 +326,27 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     meta.insert("indm.seed".to_string(), cfg.hyper.seed.to_string());
     meta.insert("indm.step".to_string(), state.step.to_string());
     meta.insert("indm.weights".to_string(), "ema".to_string());
-    indm::weights::save_model(&dir.join(files::WEIGHTS), &state.arch, &state.ema.params, &meta)?;
+    indm::weights::save_model(
+        &dir.join(files::WEIGHTS),
+        &state.arch,
+        &state.ema.params,
+        &meta,
+    )?;
 
     if opts.skip_eval {
         return Ok(None);
     }
     let model = CpuModel::new(&state.arch, &state.ema.params)?;
-    let summary = evaluate(cfg, &model, dir, &SessionFigures { train_seconds, steps_per_second, steps: state.step })?;
+    let summary = evaluate(
+        cfg,
+        &model,
+        dir,
+        &SessionFigures {
+            train_seconds,
+            steps_per_second,
+            steps: state.step,
+        },
+    )?;
     Ok(Some(summary))
 }
 
@@ -311,14 +361,27 @@ pub struct SessionFigures {
 }
 
 /// Likelihoods, figures and `summary.json` of a trained model.
-pub fn evaluate(cfg: &RunConfig, model: &CpuModel, dir: &Path, fig: &SessionFigures) -> Result<Summary> {
+pub fn evaluate(
+    cfg: &RunConfig,
+    model: &CpuModel,
+    dir: &Path,
+    fig: &SessionFigures,
+) -> Result<Summary> {
     let t0 = Instant::now();
-    eprintln!("evaluating: NELBO to standard error < {} nats, PF-ODE NLL on {} points ...", cfg.eval.nelbo_target_se, cfg.eval.nll_points);
+    eprintln!(
+        "evaluating: NELBO to standard error < {} nats, PF-ODE NLL on {} points ...",
+        cfg.eval.nelbo_target_se, cfg.eval.nll_points
+    );
     let lk = eval::likelihoods(model, cfg.dataset, cfg.hyper.seed, &cfg.eval);
     let mut scfg = cfg.eval.sampler.clone();
     scfg.seed = cfg.hyper.seed;
     let set = eval::samples(model, cfg.eval.sample_count, &scfg)?;
-    let data = cfg.dataset.sample(cfg.eval.sample_count, cfg.hyper.seed ^ 0xDA7A, 0, Stream::TestData);
+    let data = cfg.dataset.sample(
+        cfg.eval.sample_count,
+        cfg.hyper.seed ^ 0xDA7A,
+        0,
+        Stream::TestData,
+    );
     let title = format!(
         "{} | flow {} | {} | {} steps | NLL {:.3} NELBO {:.3} nats",
         cfg.dataset.name(),
@@ -331,13 +394,22 @@ pub fn evaluate(cfg: &RunConfig, model: &CpuModel, dir: &Path, fig: &SessionFigu
     plots::samples(&dir.join(files::SAMPLES), &title, &data, &set.x)?;
     plots::trajectories(
         &dir.join(files::TRAJECTORIES),
-        &format!("reverse {} trajectories ({} steps): latent vs data space", scfg.kind.name(), scfg.steps),
+        &format!(
+            "reverse {} trajectories ({} steps): latent vs data space",
+            scfg.kind.name(),
+            scfg.steps
+        ),
         &set.latent,
         &set.data,
         150,
     )?;
     let entropy = cfg.dataset.true_entropy();
-    curves_figure(&dir.join(files::METRICS), &dir.join(files::CURVES), &title, entropy.as_ref().map(|e| e.nats))?;
+    curves_figure(
+        &dir.join(files::METRICS),
+        &dir.join(files::CURVES),
+        &title,
+        entropy.as_ref().map(|e| e.nats),
+    )?;
     let (params_flow, params_score) = model.arch.param_counts();
     let summary = Summary {
         dataset: cfg.dataset.name().to_string(),
@@ -367,7 +439,10 @@ pub fn evaluate(cfg: &RunConfig, model: &CpuModel, dir: &Path, fig: &SessionFigu
         sampler_steps: scfg.steps,
         sampler_nfe: set.nfe,
     };
-    indm::weights::write_atomic(&dir.join(files::SUMMARY), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    indm::weights::write_atomic(
+        &dir.join(files::SUMMARY),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     eprintln!("evaluated in {:.1} s", t0.elapsed().as_secs_f64());
     Ok(summary)
 }
@@ -382,9 +457,21 @@ pub fn curves_figure(metrics: &Path, out: &Path, title: &str, entropy: Option<f6
             points: col(1),
             reference: entropy.map(|e| (e, format!("true entropy {e:.4}"))),
         },
-        plots::Curve { name: "-log|det dh/dx|".into(), points: col(2), reference: None },
-        plots::Curve { name: "score matching (IS, likelihood weighted)".into(), points: col(3), reference: None },
-        plots::Curve { name: "prior term -log pi(z_T)".into(), points: col(4), reference: None },
+        plots::Curve {
+            name: "-log|det dh/dx|".into(),
+            points: col(2),
+            reference: None,
+        },
+        plots::Curve {
+            name: "score matching (IS, likelihood weighted)".into(),
+            points: col(3),
+            reference: None,
+        },
+        plots::Curve {
+            name: "prior term -log pi(z_T)".into(),
+            points: col(4),
+            reference: None,
+        },
     ];
     plots::curves(out, title, &curves)
 }
@@ -396,9 +483,18 @@ pub fn print_summary(s: &Summary, dir: &Path) {
         "  {} / flow {} / {}: {} steps in {:.1} s ({:.1} steps/s, seed {})",
         s.dataset, s.flow, s.sde, s.steps, s.train_seconds, s.steps_per_second, s.seed
     );
-    println!("  test NLL   (PF-ODE, RK45) {:.4} ± {:.4} nats", s.test_nll_nats, s.test_nll_se);
-    println!("  test NELBO                {:.4} ± {:.4} nats", s.test_nelbo_nats, s.test_nelbo_se);
-    println!("  gap NELBO - NLL           {:.4} ± {:.4} nats", s.gap_nats, s.gap_se);
+    println!(
+        "  test NLL   (PF-ODE, RK45) {:.4} ± {:.4} nats",
+        s.test_nll_nats, s.test_nll_se
+    );
+    println!(
+        "  test NELBO                {:.4} ± {:.4} nats",
+        s.test_nelbo_nats, s.test_nelbo_se
+    );
+    println!(
+        "  gap NELBO - NLL           {:.4} ± {:.4} nats",
+        s.gap_nats, s.gap_se
+    );
     if let Some(h) = s.true_entropy_nats {
         println!("  true entropy of the data  {h:.4} nats");
     }

@@ -25,14 +25,19 @@ pub fn bounded_log_scale(raw: f64) -> f64 {
 impl Coupling2d {
     /// Reads `flow.{k}.l{0,1,2}` for `layers` layers.
     pub fn from_params(params: &ParamSet, layers: usize) -> Result<Self> {
-        let nets = (0..layers).map(|k| params.mlp(&format!("flow.{k}"), 3)).collect::<Result<_>>()?;
+        let nets = (0..layers)
+            .map(|k| params.mlp(&format!("flow.{k}"), 3))
+            .collect::<Result<_>>()?;
         Ok(Coupling2d { nets })
     }
 
     /// Scale and shift of layer `k` given the kept coordinates of `n` points.
     fn scale_shift(&self, k: usize, kept: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let out = self.nets[k].forward(kept, kept.len());
-        let s = out.chunks_exact(2).map(|o| bounded_log_scale(o[0])).collect();
+        let s = out
+            .chunks_exact(2)
+            .map(|o| bounded_log_scale(o[0]))
+            .collect();
         let b = out.chunks_exact(2).map(|o| o[1]).collect();
         (s, b)
     }
@@ -79,7 +84,13 @@ mod tests {
 
     /// A flow with all layers random (including the normally zero last layer).
     fn random_flow(seed: u64) -> Coupling2d {
-        let arch = Architecture::default_2d(SdeKind::Vp, FlowArch::Coupling2d { layers: 8, hidden: 16 });
+        let arch = Architecture::default_2d(
+            SdeKind::Vp,
+            FlowArch::Coupling2d {
+                layers: 8,
+                hidden: 16,
+            },
+        );
         let mut p = ParamSet::init(&arch, seed);
         let c = crate::rng::Counter::new(seed, crate::rng::Stream::Init, 999);
         for (j, prm) in p.params.iter_mut().enumerate() {
@@ -103,9 +114,16 @@ mod tests {
         let x = points();
         let (z, _) = f.forward(&x);
         let back = f.inverse(&z);
-        let err = x.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let err = x
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(err < 1e-10, "round trip error {err}");
-        assert!(x.iter().zip(&z).any(|(a, b)| (a - b).abs() > 1e-3), "flow must not be the identity");
+        assert!(
+            x.iter().zip(&z).any(|(a, b)| (a - b).abs() > 1e-3),
+            "flow must not be the identity"
+        );
     }
 
     #[test]
@@ -128,7 +146,12 @@ mod tests {
                 }
             }
             let det = jac[0][0] * jac[1][1] - jac[0][1] * jac[1][0];
-            assert!((det.abs().ln() - ldj[i]).abs() < 1e-5, "point {i}: {} vs {}", det.abs().ln(), ldj[i]);
+            assert!(
+                (det.abs().ln() - ldj[i]).abs() < 1e-5,
+                "point {i}: {} vs {}",
+                det.abs().ln(),
+                ldj[i]
+            );
         }
     }
 

@@ -22,7 +22,9 @@ impl Flow2d {
     pub fn from_params(arch: &Architecture, params: &ParamSet) -> Result<Self> {
         Ok(match arch.flow {
             FlowArch::Identity => Flow2d::Identity,
-            FlowArch::Coupling2d { layers, .. } => Flow2d::Coupling(Coupling2d::from_params(params, layers)?),
+            FlowArch::Coupling2d { layers, .. } => {
+                Flow2d::Coupling(Coupling2d::from_params(params, layers)?)
+            }
         })
     }
 

@@ -14,11 +14,19 @@ pub fn run(ctx: &Ctx, mut z: Vec<f64>) -> Samples {
         let s = ctx.score(&z, t);
         let (f, g2) = (ctx.sde.drift_coef(t), ctx.sde.g2(t));
         let last = i + 1 == n_steps;
-        let noise = if last { Vec::new() } else { ctx.noise(Stream::SampleStep, i, z.len()) };
+        let noise = if last {
+            Vec::new()
+        } else {
+            ctx.noise(Stream::SampleStep, i, z.len())
+        };
         let g_sqrt_dt = (g2 * dt).sqrt();
         for (k, zk) in z.iter_mut().enumerate() {
             let mean = *zk - (f * *zk - g2 * s[k]) * dt;
-            *zk = if last { mean } else { mean + g_sqrt_dt * noise[k] };
+            *zk = if last {
+                mean
+            } else {
+                mean + g_sqrt_dt * noise[k]
+            };
         }
         if ctx.cfg.record_every > 0 && ((i + 1) % ctx.cfg.record_every == 0 || last) {
             traj.push((grid[i + 1], z.clone()));

@@ -108,16 +108,28 @@ impl SamplerConfig {
     /// Rejects settings no sampler can run with.
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.steps > 1_000_000 {
-            return Err(IndmError::invalid("steps", self.steps, "an integer in 1..=1000000"));
+            return Err(IndmError::invalid(
+                "steps",
+                self.steps,
+                "an integer in 1..=1000000",
+            ));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(IndmError::invalid("temperature", self.temperature, "a positive number"));
+            return Err(IndmError::invalid(
+                "temperature",
+                self.temperature,
+                "a positive number",
+            ));
         }
         if !(self.snr.is_finite() && self.snr > 0.0) {
             return Err(IndmError::invalid("snr", self.snr, "a positive number"));
         }
         if !(self.rtol > 0.0 && self.atol > 0.0) {
-            return Err(IndmError::invalid("tolerance", format!("rtol {} atol {}", self.rtol, self.atol), "positive"));
+            return Err(IndmError::invalid(
+                "tolerance",
+                format!("rtol {} atol {}", self.rtol, self.atol),
+                "positive",
+            ));
         }
         Ok(())
     }
@@ -150,13 +162,19 @@ impl Ctx<'_> {
     /// The fixed grid `t_i = T - i (T - eps) / N`, `i = 0..=N`.
     pub fn grid(&self) -> Vec<f64> {
         let n = self.cfg.steps;
-        (0..=n).map(|i| T_END - i as f64 * (T_END - self.eps) / n as f64).collect()
+        (0..=n)
+            .map(|i| T_END - i as f64 * (T_END - self.eps) / n as f64)
+            .collect()
     }
 
     /// The score `s(z, t)` itself (not scaled by sigma).
     pub fn score(&self, z: &[f64], t: f64) -> Vec<f64> {
         let s = self.sde.std(t);
-        self.score.sigma_score(z, t).into_iter().map(|v| v / s).collect()
+        self.score
+            .sigma_score(z, t)
+            .into_iter()
+            .map(|v| v / s)
+            .collect()
     }
 
     /// Standard normal noise for step `step`, one value per coordinate.
@@ -184,7 +202,12 @@ pub fn sample_latent(
     cfg: &SamplerConfig,
 ) -> Result<Samples> {
     cfg.validate()?;
-    let ctx = Ctx { sde, score, eps, cfg };
+    let ctx = Ctx {
+        sde,
+        score,
+        eps,
+        cfg,
+    };
     let mut out = match cfg.kind {
         SamplerKind::Em => em::run(&ctx, z_t),
         SamplerKind::Pc => pc::run(&ctx, z_t),
@@ -207,7 +230,11 @@ pub fn sample_latent(
 
 /// Samples `n` data points from a model: prior -> reverse process -> `h^{-1}`.
 /// Returns the data points and the latent samples.
-pub fn sample_model(model: &CpuModel, n: usize, cfg: &SamplerConfig) -> Result<(Vec<f64>, Samples)> {
+pub fn sample_model(
+    model: &CpuModel,
+    n: usize,
+    cfg: &SamplerConfig,
+) -> Result<(Vec<f64>, Samples)> {
     let d = model.arch.data_dim;
     let z_t = prior_sample(&model.arch.sde, d, n, cfg.seed);
     let s = sample_latent(&model.arch.sde, model.arch.eps, &model.score, z_t, cfg)?;
@@ -231,7 +258,13 @@ mod tests {
             perturbation: 0.0,
         };
         let n = 4000;
-        for kind in [SamplerKind::Em, SamplerKind::Pc, SamplerKind::OdeEuler, SamplerKind::OdeHeun, SamplerKind::OdeRk45] {
+        for kind in [
+            SamplerKind::Em,
+            SamplerKind::Pc,
+            SamplerKind::OdeEuler,
+            SamplerKind::OdeHeun,
+            SamplerKind::OdeRk45,
+        ] {
             let cfg = SamplerConfig {
                 kind,
                 steps: 400,

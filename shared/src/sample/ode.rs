@@ -10,7 +10,10 @@ use crate::sde::Sde;
 pub fn velocity(sde: &Sde, score: &dyn LatentScore, z: &[f64], t: f64) -> Vec<f64> {
     let (f, g2, s) = (sde.drift_coef(t), sde.g2(t), sde.std(t));
     let ss = score.sigma_score(z, t);
-    z.iter().zip(&ss).map(|(z, ss)| f * z - 0.5 * g2 * ss / s).collect()
+    z.iter()
+        .zip(&ss)
+        .map(|(z, ss)| f * z - 0.5 * g2 * ss / s)
+        .collect()
 }
 
 /// Fixed-step Euler (`heun = false`) or Heun on the grid.
@@ -38,7 +41,11 @@ pub fn run_fixed(ctx: &Ctx, mut z: Vec<f64>, heun: bool) -> Samples {
             traj.push((t1, z.clone()));
         }
     }
-    Samples { z, nfe, trajectory: traj }
+    Samples {
+        z,
+        nfe,
+        trajectory: traj,
+    }
 }
 
 /// Adaptive RK45 with `cfg.rtol`, `cfg.atol`.
@@ -50,7 +57,14 @@ pub fn run_rk45(ctx: &Ctx, z: Vec<f64>) -> Samples {
         ..Default::default()
     };
     let start = z.clone();
-    let sol = dopri5(|t, y| velocity(ctx.sde, ctx.score, y, t), crate::sde::T_END, ctx.eps, &z, d, tol);
+    let sol = dopri5(
+        |t, y| velocity(ctx.sde, ctx.score, y, t),
+        crate::sde::T_END,
+        ctx.eps,
+        &z,
+        d,
+        tol,
+    );
     let trajectory = vec![(crate::sde::T_END, start), (ctx.eps, sol.y.clone())];
     Samples {
         z: sol.y,

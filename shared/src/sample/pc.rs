@@ -26,7 +26,12 @@ pub fn run(ctx: &Ctx, mut z: Vec<f64>) -> Samples {
             let s = ctx.score(&z, t);
             nfe += 1;
             let noise = ctx.noise(Stream::Corrector, i * ctx.cfg.corrector_steps + c, z.len());
-            let norm = |v: &[f64]| v.chunks_exact(d).map(|p| p.iter().map(|x| x * x).sum::<f64>().sqrt()).sum::<f64>() / (v.len() / d) as f64;
+            let norm = |v: &[f64]| {
+                v.chunks_exact(d)
+                    .map(|p| p.iter().map(|x| x * x).sum::<f64>().sqrt())
+                    .sum::<f64>()
+                    / (v.len() / d) as f64
+            };
             let (gn, nn) = (norm(&s), norm(&noise));
             let step = 2.0 * alpha * (ctx.cfg.snr * nn / gn.max(1e-300)).powi(2);
             let amp = (2.0 * step).sqrt();
@@ -37,7 +42,11 @@ pub fn run(ctx: &Ctx, mut z: Vec<f64>) -> Samples {
         let s = ctx.score(&z, t);
         nfe += 1;
         let last = i + 1 == n_steps;
-        let noise = if last { Vec::new() } else { ctx.noise(Stream::SampleStep, i, z.len()) };
+        let noise = if last {
+            Vec::new()
+        } else {
+            ctx.noise(Stream::SampleStep, i, z.len())
+        };
         // Reverse-diffusion predictor: mean = z - f_i + G_i^2 s, z = mean + G_i n.
         let (shrink, g2) = match ctx.sde.kind {
             SdeKind::Vp => {
@@ -46,7 +55,11 @@ pub fn run(ctx: &Ctx, mut z: Vec<f64>) -> Samples {
             }
             SdeKind::Ve => {
                 let s_i = ctx.sde.discrete_sigma(idx, n);
-                let s_prev = if idx == 0 { 0.0 } else { ctx.sde.discrete_sigma(idx - 1, n) };
+                let s_prev = if idx == 0 {
+                    0.0
+                } else {
+                    ctx.sde.discrete_sigma(idx - 1, n)
+                };
                 (1.0, s_i * s_i - s_prev * s_prev)
             }
             SdeKind::SubVp => {
@@ -65,5 +78,9 @@ pub fn run(ctx: &Ctx, mut z: Vec<f64>) -> Samples {
             traj.push((grid[i + 1], z.clone()));
         }
     }
-    Samples { z, nfe, trajectory: traj }
+    Samples {
+        z,
+        nfe,
+        trajectory: traj,
+    }
 }

@@ -46,7 +46,10 @@ impl LatentScore for GaussianScore {
 
     fn sigma_score_jvp(&self, z: &[f64], t: f64, vs: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
         let (s, v) = (self.sde.std(t), self.marginal_var(t));
-        let jv = vs.iter().map(|vk| vk.iter().map(|x| -s * x / v).collect()).collect();
+        let jv = vs
+            .iter()
+            .map(|vk| vk.iter().map(|x| -s * x / v).collect())
+            .collect();
         (self.sigma_score(z, t), jv)
     }
 }

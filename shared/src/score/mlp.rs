@@ -89,7 +89,8 @@ impl LatentScore for ScoreMlp {
         let sign = self.arch.output_sign();
         let (mut out, mut jvps) = self.net.forward_jvp(&self.inputs(z, t), &tans, n);
         out.iter_mut().for_each(|x| *x *= sign);
-        jvps.iter_mut().for_each(|j| j.iter_mut().for_each(|x| *x *= sign));
+        jvps.iter_mut()
+            .for_each(|j| j.iter_mut().for_each(|x| *x *= sign));
         (out, jvps)
     }
 }
