@@ -60,7 +60,10 @@ impl TensorFile {
         let mut header = serde_json::Map::new();
         let mut meta: BTreeMap<String, String> = self.metadata.clone();
         meta.insert(META_SHA256.into(), checksum(&self.tensors));
-        header.insert("__metadata__".into(), serde_json::to_value(&meta).expect("string map"));
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(&meta).expect("string map"),
+        );
         let mut offset = 0usize;
         for t in &sorted {
             if t.data.len() != t.shape.iter().product::<usize>() {
@@ -336,8 +339,14 @@ mod tests {
         for k in ["b", "a", "c", "z", "y"] {
             extra.insert(format!("key.{k}"), k.to_string());
         }
-        let a = model_file(&arch, &params, &extra).unwrap().to_bytes().unwrap();
-        let b = model_file(&arch, &params, &extra).unwrap().to_bytes().unwrap();
+        let a = model_file(&arch, &params, &extra)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let b = model_file(&arch, &params, &extra)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
         assert_eq!(a, b);
         // And the safetensors crate reads what we write.
         let st = safetensors::SafeTensors::deserialize(&a).unwrap();

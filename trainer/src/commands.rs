@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indm::data::Toy2d;
-use indm::likelihood::{Estimate, NllConfig, Trace, data_nll};
-use indm::ode::Tolerance;
+use indm::likelihood::{Estimate, Trace};
 use indm::rng::Stream;
 use indm::sample::{SamplerConfig, SamplerKind, sample_model};
 use indm::train::StepKind;
@@ -203,7 +202,7 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
     let (x, s) = sample_model(&model, n, &cfg)?;
     let out = a.out.unwrap_or(default_out);
     let data = dataset
-        .map(|d| d.sample(n.min(20_000), a.seed ^ 0xDA7A, 0, Stream::TestData))
+        .map(|d| eval::reference_data(d, n.min(20_000), a.seed))
         .unwrap_or_default();
     let title = format!(
         "{} samples, {} x {} steps (NFE {}), seed {}",
@@ -256,32 +255,12 @@ fn nll_cmd(a: NllArgs) -> Result<()> {
         );
     }
     let n = positive("points", a.points)? as usize;
-    let x = cfg
-        .dataset
-        .sample(n, cfg.hyper.seed ^ 0xE7A1_0000_0000, 0, Stream::TestData);
-    let ncfg = NllConfig {
-        trace,
-        tol: Tolerance {
-            rtol: a.tol,
-            atol: a.tol,
-            max_steps: 200_000,
-        },
-        seed: cfg.hyper.seed,
-    };
-    let r = data_nll(
-        &model.arch.sde,
-        model.arch.eps,
-        &model.flow,
-        &model.score,
-        &x,
-        &ncfg,
-    );
-    let nll = Estimate::of(&r.nll);
+    let (nll, nll_nfe) = eval::nll(&model, cfg.dataset, cfg.hyper.seed, n, trace, a.tol, a.tol);
     let nelbo = eval::nelbo(&model, cfg.dataset, cfg.hyper.seed, a.nelbo_se, 4_000_000);
     let rep = NllReport {
         gap: nelbo.mean - nll.mean,
         nll,
-        nll_nfe: r.nfe,
+        nll_nfe,
         nelbo,
         trace,
         tol: a.tol,
@@ -341,9 +320,7 @@ fn compare_cmd(a: TrainArgs) -> Result<()> {
     let n = base_cfg.eval.sample_count;
     let (xi, _) = sample_model(&m_indm, n, &scfg)?;
     let (xb, _) = sample_model(&m_base, n, &scfg)?;
-    let data = base_cfg
-        .dataset
-        .sample(n, base_cfg.hyper.seed ^ 0xDA7A, 0, Stream::TestData);
+    let data = eval::reference_data(base_cfg.dataset, n, base_cfg.hyper.seed);
     plots::compare(
         &dir.join("compare.png"),
         &format!(

@@ -61,18 +61,27 @@ pub fn nelbo(
     }
 }
 
-/// PF-ODE NLL of `n` test points.
+/// Seed offset of the data drawn for figures (kept apart from training and likelihood draws).
+const FIGURE_SALT: u64 = 0xDA7A;
+
+/// `n` data points for figures, the same for every model trained with `seed`.
+pub fn reference_data(data: Toy2d, n: usize, seed: u64) -> Vec<f64> {
+    data.sample(n, seed ^ FIGURE_SALT, 0, Stream::TestData)
+}
+
+/// PF-ODE NLL of `n` test points with the given divergence method and tolerances.
 pub fn nll(
     model: &CpuModel,
     data: Toy2d,
     seed: u64,
     n: usize,
+    trace: Trace,
     rtol: f64,
     atol: f64,
 ) -> (Estimate, usize) {
     let x = data.sample(n, seed ^ EVAL_SALT, 0, Stream::TestData);
     let cfg = NllConfig {
-        trace: Trace::Exact,
+        trace,
         tol: Tolerance {
             rtol,
             atol,
@@ -99,6 +108,7 @@ pub fn likelihoods(model: &CpuModel, data: Toy2d, seed: u64, cfg: &EvalConfig) -
         data,
         seed,
         cfg.nll_points,
+        Trace::Exact,
         cfg.nll_rtol,
         cfg.nll_atol,
     );

@@ -52,14 +52,19 @@ pub struct Layer<'a> {
     pub label: &'a str,
 }
 
-fn scatter_panel(
-    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+/// The coordinates of a square panel.
+type SquareCoords =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+
+/// A chart on `[-r, r]^2` with a caption and a light mesh.
+fn square_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
     title: &str,
+    caption_size: u32,
     r: f64,
-    layers: &[Layer],
-) -> Result<()> {
+) -> Result<ChartContext<'a, BitMapBackend<'b>, SquareCoords>> {
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (font(), 18))
+        .caption(title, (font(), caption_size))
         .margin(8)
         .x_label_area_size(24)
         .y_label_area_size(32)
@@ -71,6 +76,16 @@ fn scatter_panel(
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(err)?;
+    Ok(chart)
+}
+
+fn scatter_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    title: &str,
+    r: f64,
+    layers: &[Layer],
+) -> Result<()> {
+    let mut chart = square_chart(area, title, 18, r)?;
     for l in layers {
         let style = l.color.mix(l.alpha).filled();
         chart
@@ -160,19 +175,7 @@ fn paths_panel(
         .flat_map(|(_, s)| s[..(2 * n_paths).min(s.len())].iter().copied())
         .collect();
     let r = window(&all).max(window(last));
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (font(), 16))
-        .margin(8)
-        .x_label_area_size(24)
-        .y_label_area_size(32)
-        .build_cartesian_2d(-r..r, -r..r)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .label_style((font(), 11))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(err)?;
+    let mut chart = square_chart(area, title, 16, r)?;
     for p in 0..n_paths.min(last.len() / 2) {
         for w in states.windows(2) {
             let (a, b) = (&w[0].1, &w[1].1);

@@ -95,6 +95,16 @@ pub struct Summary {
     pub sampler_nfe: usize,
 }
 
+/// `checkerboard | flow coupling | vp`: what a run trains, for messages and figure titles.
+pub fn describe(cfg: &RunConfig) -> String {
+    format!(
+        "{} | flow {} | {}",
+        cfg.dataset.name(),
+        cfg.arch.flow.name(),
+        cfg.arch.sde.kind.name()
+    )
+}
+
 /// Picks `base`, or `base-2`, `base-3`, ... if it exists.
 pub fn fresh_dir(base: &Path) -> PathBuf {
     if !base.exists() {
@@ -207,10 +217,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     };
     indm::weights::write_atomic(&dir.join(files::CONFIG), cfg.to_toml()?.as_bytes())?;
     eprintln!(
-        "training INDM: data {}, flow {}, sde {}, {} steps, batch {}, seed {}, backend {}",
-        cfg.dataset.name(),
-        cfg.arch.flow.name(),
-        cfg.arch.sde.kind.name(),
+        "training INDM: {}, {} steps, batch {}, seed {}, backend {}",
+        describe(cfg),
         cfg.steps,
         cfg.hyper.batch,
         cfg.hyper.seed,
@@ -376,17 +384,10 @@ pub fn evaluate(
     let mut scfg = cfg.eval.sampler.clone();
     scfg.seed = cfg.hyper.seed;
     let set = eval::samples(model, cfg.eval.sample_count, &scfg)?;
-    let data = cfg.dataset.sample(
-        cfg.eval.sample_count,
-        cfg.hyper.seed ^ 0xDA7A,
-        0,
-        Stream::TestData,
-    );
+    let data = eval::reference_data(cfg.dataset, cfg.eval.sample_count, cfg.hyper.seed);
     let title = format!(
-        "{} | flow {} | {} | {} steps | NLL {:.3} NELBO {:.3} nats",
-        cfg.dataset.name(),
-        cfg.arch.flow.name(),
-        cfg.arch.sde.kind.name(),
+        "{} | {} steps | NLL {:.3} NELBO {:.3} nats",
+        describe(cfg),
         fig.steps,
         lk.nll.mean,
         lk.nelbo.mean

@@ -260,6 +260,74 @@ fn bad_input_gets_clear_errors() {
 }
 
 #[test]
+fn nll_and_compare_report_likelihoods_and_gaps() {
+    let d = tmp("compare");
+    let dir = d.join("cmp");
+    let o = run(&[
+        "compare",
+        "--quiet",
+        "--steps",
+        "12",
+        "--batch",
+        "64",
+        "--nll-points",
+        "8",
+        "--dataset",
+        "moons",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rep: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(rep["indm"]["flow"], "coupling");
+    assert_eq!(rep["baseline"]["flow"], "identity");
+    assert_eq!(rep["indm"]["seed"], rep["baseline"]["seed"]);
+    for side in ["indm", "baseline"] {
+        let s = &rep[side];
+        let gap = s["test_nelbo_nats"].as_f64().unwrap() - s["test_nll_nats"].as_f64().unwrap();
+        assert!((gap - s["gap_nats"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    assert!(dir.join("compare.png").exists() && dir.join("compare.md").exists());
+    let md = std::fs::read_to_string(dir.join("compare.md")).unwrap();
+    assert!(
+        md.contains("| INDM | coupling |") && md.contains("| baseline | identity |"),
+        "{md}"
+    );
+    // `nll` on one of the runs writes nll.json with both likelihoods.
+    let run_dir = dir.join("indm");
+    let o = run(&[
+        "nll",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--points",
+        "8",
+        "--trace",
+        "hutchinson",
+        "--tol",
+        "1e-4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("nll.json")).unwrap()).unwrap();
+    assert!(n["nll"]["mean"].as_f64().unwrap().is_finite());
+    assert!(n["nelbo"]["std_error"].as_f64().unwrap() < 0.05);
+    let o = run(&[
+        "nll",
+        "--run",
+        run_dir.to_str().unwrap(),
+        "--trace",
+        "approx",
+    ]);
+    assert!(
+        stderr(&o).contains("unknown trace 'approx'"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
 fn help_has_examples() {
     let o = run(&["--help"]);
     let s = String::from_utf8_lossy(&o.stdout);
