@@ -86,7 +86,7 @@ impl TensorFile {
             offset = end;
         }
         let mut json = serde_json::to_vec(&header).expect("JSON header");
-        while json.len() % 8 != 0 {
+        while !json.len().is_multiple_of(8) {
             json.push(b' ');
         }
         let mut out = Vec::with_capacity(8 + json.len() + offset);
