@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup for a fresh machine that has rustup (Rust 1.95), gcc, python3 and node/npm.
+# Idempotent setup for a fresh machine that has rustup (Rust 1.95), gcc and python3.
 # Safe to run again: every step checks first and is quick when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."

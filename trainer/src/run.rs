@@ -500,8 +500,9 @@ pub fn print_summary(s: &Summary, dir: &Path) {
         println!("  true entropy of the data  {h:.4} nats");
     }
     println!(
-        "  files: {}, {}, {}, {}, {}, {}, {}",
+        "  files: {}, {}, {}, {}, {}, {}, {}, {}",
         files::WEIGHTS,
+        files::CHECKPOINT,
         files::CONFIG,
         files::METRICS,
         files::SAMPLES,
