@@ -111,46 +111,60 @@ fn scatter_panel(
     Ok(())
 }
 
-/// `samples.png`: the data on the left, model samples over the data on the right.
-pub fn samples(path: &Path, title: &str, data: &[f64], model: &[f64]) -> Result<()> {
-    let root = BitMapBackend::new(path, (1100, 560)).into_drawing_area();
+/// One row of scatter panels sharing the data's window, under a title.
+fn scatter_row(
+    path: &Path,
+    title: &str,
+    data: &[f64],
+    panels: &[(&str, Vec<Layer>)],
+) -> Result<()> {
+    let width = 40 + 530 * panels.len() as u32;
+    let root = BitMapBackend::new(path, (width, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, body) = root.split_vertically(30);
     top.titled(title, (font(), 18)).map_err(err)?;
-    let panels = body.split_evenly((1, 2));
+    let areas = body.split_evenly((1, panels.len()));
     let r = window(data);
-    scatter_panel(
-        &panels[0],
-        "data",
-        r,
-        &[Layer {
-            points: data,
-            color: BLACK,
-            alpha: 0.35,
-            label: "data",
-        }],
-    )?;
-    scatter_panel(
-        &panels[1],
-        "model samples over the data",
-        r,
-        &[
-            Layer {
-                points: data,
-                color: RGBColor(170, 170, 170),
-                alpha: 0.35,
-                label: "data",
-            },
-            Layer {
-                points: model,
-                color: RGBColor(20, 90, 200),
-                alpha: 0.45,
-                label: "samples",
-            },
-        ],
-    )?;
+    for ((name, layers), area) in panels.iter().zip(areas.iter()) {
+        scatter_panel(area, name, r, layers)?;
+    }
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// The data alone, in black.
+fn data_layer(data: &[f64]) -> Layer<'_> {
+    Layer {
+        points: data,
+        color: BLACK,
+        alpha: 0.35,
+        label: "data",
+    }
+}
+
+/// `samples.png`: the data on the left, model samples over the data on the right.
+pub fn samples(path: &Path, title: &str, data: &[f64], model: &[f64]) -> Result<()> {
+    let over = vec![
+        Layer {
+            color: RGBColor(170, 170, 170),
+            ..data_layer(data)
+        },
+        Layer {
+            points: model,
+            color: RGBColor(20, 90, 200),
+            alpha: 0.45,
+            label: "samples",
+        },
+    ];
+    scatter_row(
+        path,
+        title,
+        data,
+        &[
+            ("data", vec![data_layer(data)]),
+            ("model samples over the data", over),
+        ],
+    )
 }
 
 /// Colour of time `t` in [0, 1]: blue (noise, t = 1) to red (data, t = 0).
@@ -309,46 +323,28 @@ pub fn compare(
     indm: &[f64],
     baseline: &[f64],
 ) -> Result<()> {
-    let root = BitMapBackend::new(path, (1500, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (top, body) = root.split_vertically(30);
-    top.titled(title, (font(), 18)).map_err(err)?;
-    let panels = body.split_evenly((1, 3));
-    let r = window(data);
-    let blue = RGBColor(20, 90, 200);
-    scatter_panel(
-        &panels[0],
-        "data",
-        r,
-        &[Layer {
-            points: data,
-            color: BLACK,
-            alpha: 0.35,
-            label: "data",
-        }],
-    )?;
-    scatter_panel(
-        &panels[1],
-        "INDM (coupling flow)",
-        r,
-        &[Layer {
-            points: indm,
-            color: blue,
+    let one = |points, color, label| {
+        vec![Layer {
+            points,
+            color,
             alpha: 0.45,
-            label: "INDM",
-        }],
-    )?;
-    scatter_panel(
-        &panels[2],
-        "baseline (identity flow)",
-        r,
-        &[Layer {
-            points: baseline,
-            color: RGBColor(200, 80, 20),
-            alpha: 0.45,
-            label: "baseline",
-        }],
-    )?;
-    root.present().map_err(err)?;
-    Ok(())
+            label,
+        }]
+    };
+    scatter_row(
+        path,
+        title,
+        data,
+        &[
+            ("data", vec![data_layer(data)]),
+            (
+                "INDM (coupling flow)",
+                one(indm, RGBColor(20, 90, 200), "INDM"),
+            ),
+            (
+                "baseline (identity flow)",
+                one(baseline, RGBColor(200, 80, 20), "baseline"),
+            ),
+        ],
+    )
 }

@@ -248,6 +248,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     let mut smooth: Option<f64> = None;
     let started = Instant::now();
     let mut session_seconds = 0.0;
+    let save = |state: &TrainState, session: f64| {
+        checkpoint::save(&ckpt_path, state, &cfg.hyper, train_seconds + session)
+    };
     // Test hook: poison the batch at one step to exercise the non-finite-loss path for real.
     let inject_nan: Option<u64> = std::env::var("INDM_INJECT_NAN_AT_STEP")
         .ok()
@@ -265,12 +268,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
             Err(e @ IndmError::NonFinite { .. }) => {
                 bar.abandon();
                 // The in-memory state is the last good one: keep it.
-                checkpoint::save(
-                    &ckpt_path,
-                    &state,
-                    &cfg.hyper,
-                    train_seconds + session_seconds,
-                )?;
+                save(&state, session_seconds)?;
                 bail!(
                     "training stopped: {e}. The last good state (step {}) is saved in {}; \
                      lower the learning rates and resume with `trainer train --resume {}`",
@@ -304,12 +302,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         bar.set_position(state.step);
         if state.step % cfg.checkpoint_every == 0 || state.step == last_step {
             metrics_file.flush()?;
-            checkpoint::save(
-                &ckpt_path,
-                &state,
-                &cfg.hyper,
-                train_seconds + session_seconds,
-            )?;
+            save(&state, session_seconds)?;
         }
     }
     bar.finish_and_clear();
