@@ -30,20 +30,12 @@ impl DiffusionDraws {
         importance: bool,
     ) -> Self {
         let cu = Counter::new(seed, Stream::Time, step);
-        let mut weight = 1.0;
         let t = (0..n)
-            .map(|i| {
-                let (t, w) = sde.draw_time(cu.uniform(i as u32), eps, importance);
-                weight = w;
-                t
-            })
+            .map(|i| sde.draw_time(cu.uniform(i as u32), eps, importance))
             .collect();
-        if importance {
-            weight = sde.is_normaliser(eps);
-        }
         DiffusionDraws {
             t,
-            weight,
+            weight: sde.time_weight(eps, importance),
             noise: Counter::new(seed, Stream::DsmNoise, step).normals(n * d),
             prior_noise: Counter::new(seed, Stream::PriorNoise, step).normals(n * d),
         }

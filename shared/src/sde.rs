@@ -254,13 +254,23 @@ impl Sde {
         2.0 * b / (self.beta_min + (self.beta_min * self.beta_min + 2.0 * d * b).sqrt())
     }
 
-    /// A diffusion time and its weight `Z` from a uniform `u`: importance sampled
-    /// (density ∝ g²/σ²) when `importance` is true, else uniform on `[eps, 1]` with `Z = 1`.
-    pub fn draw_time(&self, u: f64, eps: f64, importance: bool) -> (f64, f64) {
+    /// A diffusion time from a uniform `u`: importance sampled (density ∝ g²/σ²) when
+    /// `importance` is true, else uniform on `[eps, 1]`.
+    pub fn draw_time(&self, u: f64, eps: f64, importance: bool) -> f64 {
         if importance {
-            (self.is_time(u, eps), self.is_normaliser(eps))
+            self.is_time(u, eps)
         } else {
-            (eps + u * (T_END - eps), 1.0)
+            eps + u * (T_END - eps)
+        }
+    }
+
+    /// The estimator weight `Z` of times drawn by [`Sde::draw_time`]: the importance
+    /// normaliser, or 1 for uniform times.
+    pub fn time_weight(&self, eps: f64, importance: bool) -> f64 {
+        if importance {
+            self.is_normaliser(eps)
+        } else {
+            1.0
         }
     }
 

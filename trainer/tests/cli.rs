@@ -18,6 +18,10 @@ fn run(args: &[&str]) -> Output {
     trainer().args(args).output().expect("trainer runs")
 }
 
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -65,8 +69,7 @@ fn a_short_run_writes_every_file_and_a_complete_summary() {
     ] {
         assert!(dir.join(f).exists(), "missing {f}");
     }
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let s = read_json(&dir.join("summary.json"));
     for key in [
         "dataset",
         "flow",
@@ -278,8 +281,7 @@ fn nll_and_compare_report_likelihoods_and_gaps() {
         dir.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let rep: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    let rep = read_json(&dir.join("compare.json"));
     assert_eq!(rep["indm"]["flow"], "coupling");
     assert_eq!(rep["baseline"]["flow"], "identity");
     assert_eq!(rep["indm"]["seed"], rep["baseline"]["seed"]);
@@ -308,8 +310,7 @@ fn nll_and_compare_report_likelihoods_and_gaps() {
         "1e-4",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let n: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("nll.json")).unwrap()).unwrap();
+    let n = read_json(&run_dir.join("nll.json"));
     assert!(n["nll"]["mean"].as_f64().unwrap().is_finite());
     assert!(n["nelbo"]["std_error"].as_f64().unwrap() < 0.05);
     let o = run(&[
