@@ -57,6 +57,54 @@ pub enum IndmError {
         /// Which term was not finite.
         detail: String,
     },
+    /// No GPU adapter could be found (the caller may fall back to the CPU path).
+    #[error("no GPU adapter available: {0}")]
+    NoAdapter(String),
+    /// A request beyond what the GPU adapter allows, refused before any dispatch.
+    #[error("{what} needs {requested} but this GPU adapter allows at most {limit}")]
+    GpuLimit {
+        /// What was requested, e.g. "particle buffer (bytes)".
+        what: String,
+        /// The amount requested.
+        requested: u64,
+        /// The adapter's limit.
+        limit: u64,
+    },
+    /// A GPU operation failed (shader compilation, validation, mapping, device loss).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// Image bytes that cannot be decoded, or an image refused for its size or channels.
+    #[error("image {origin}: {reason}")]
+    BadImage {
+        /// File path (or "<bytes>", "<upload>").
+        origin: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// An image whose header declares more pixels than allowed; refused before decoding.
+    #[error(
+        "image {origin} is {width}x{height} pixels, more than allowed (at most {max_side} per side and {max_pixels} pixels in all); use a smaller image"
+    )]
+    ImageTooLarge {
+        /// File path (or "<bytes>").
+        origin: String,
+        /// Width from the header.
+        width: u64,
+        /// Height from the header.
+        height: u64,
+        /// Largest allowed width or height.
+        max_side: u32,
+        /// Largest allowed width x height.
+        max_pixels: u64,
+    },
+    /// A data folder or data file that is missing, empty or malformed.
+    #[error("data {path}: {reason}")]
+    BadData {
+        /// Folder or file path.
+        path: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
     /// An I/O error with the path involved.
     #[error("{path}: {source}")]
     Io {

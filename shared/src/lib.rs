@@ -24,9 +24,12 @@ pub mod data;
 pub mod draws;
 pub mod error;
 pub mod flow;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod likelihood;
 pub mod model;
 pub mod nn;
+pub mod numeric;
 pub mod ode;
 pub mod optim;
 pub mod params;
@@ -34,6 +37,7 @@ pub mod rng;
 pub mod sample;
 pub mod score;
 pub mod sde;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod weights;
 

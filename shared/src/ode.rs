@@ -104,7 +104,8 @@ where
             .map(|(a, s)| {
                 (a.iter().zip(s).map(|(x, s)| (x / s).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
             })
-            .fold(0.0, f64::max)
+            // NaN must reach the step control (as a rejected step), not vanish.
+            .fold(0.0, crate::numeric::max_nan)
     };
     let scale0: Vec<f64> = y.iter().map(|v| tol.atol + tol.rtol * v.abs()).collect();
     let d0 = norm(&y, &scale0);
@@ -161,6 +162,9 @@ where
                 (0.9 * e.powf(-0.2)).clamp(0.2, 10.0)
             };
             h *= fac;
+        } else if e.is_nan() {
+            // A non-finite stage: retry with a much smaller step.
+            h *= 0.2;
         } else {
             h *= (0.9 * e.powf(-0.2)).clamp(0.2, 1.0);
         }

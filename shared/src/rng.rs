@@ -67,6 +67,8 @@ pub enum Stream {
     TestData = 10,
     /// Langevin corrector noise.
     Corrector = 11,
+    /// Noise that perturbs a source in translation (SDEdit).
+    Translate = 12,
 }
 
 /// A cursor over one `(seed, stream, step)` family; `index` selects the draw.
@@ -94,6 +96,11 @@ impl Counter {
             stream,
             step: fold64(step),
         }
+    }
+
+    /// The folded 32-bit key `(seed, stream, step)`, as the WGSL generator takes it.
+    pub fn key(&self) -> [u32; 3] {
+        [self.seed, self.stream, self.step]
     }
 
     /// Raw 32 random bits of draw `index`.

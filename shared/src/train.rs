@@ -478,7 +478,7 @@ mod tests {
         a.iter()
             .zip(b)
             .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            .fold(0.0, f64::max)
+            .fold(0.0, crate::numeric::max_nan)
     }
 
     #[test]

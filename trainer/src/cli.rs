@@ -16,7 +16,8 @@ Examples:
   trainer sample --run runs/checkerboard-coupling-vp-s0 --sampler ode-heun --steps 20
   trainer nll --run runs/checkerboard-coupling-vp-s0
   trainer compare --steps 4000               INDM vs the identity-flow baseline, one report
-  trainer bench --backend ndarray            steps/s of the default model on a backend";
+  trainer bench --backend ndarray            steps/s of the default model on a backend
+  trainer bench-sample --backend wgpu        fused WGSL sampler vs burn op by op (needs --features wgpu)";
 
 /// Implicit Nonlinear Diffusion Model: train, sample, evaluate and compare on 2D data.
 #[derive(Parser, Debug)]
@@ -40,6 +41,29 @@ pub enum Command {
     Compare(TrainArgs),
     /// Time training steps of the default model (for BENCHMARKS.md); prints one JSON line.
     Bench(BenchArgs),
+    /// Particle-steps/s of 2D sampling: the fused WGSL kernels vs burn op by op; one JSON line.
+    BenchSample(BenchSampleArgs),
+}
+
+/// Settings of `bench-sample`.
+#[derive(Args, Debug)]
+pub struct BenchSampleArgs {
+    /// burn backend of the op-by-op sampler (`wgpu` needs `--features wgpu` and then
+    /// runs on the same adapter as the fused kernels).
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: Backend,
+    /// Particles.
+    #[arg(long, default_value_t = 10_000)]
+    pub particles: i64,
+    /// Euler-Maruyama steps per round.
+    #[arg(long, default_value_t = 100)]
+    pub steps: i64,
+    /// Timed rounds of each sampler (after one untimed warm-up round each).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: i64,
+    /// A trained model's weights file (default: the default 2D INDM, freshly initialised).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 /// Settings of `bench`.

@@ -11,7 +11,7 @@ use indm::train::StepKind;
 use indm::{CpuModel, FlowArch, SdeKind};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, Cli, Command, NllArgs, SampleArgs, TrainArgs};
+use crate::cli::{BenchArgs, BenchSampleArgs, Cli, Command, NllArgs, SampleArgs, TrainArgs};
 use crate::config::RunConfig;
 use crate::run::{self, Summary, TrainOptions, files};
 use crate::{eval, plots};
@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Nll(a)) => nll_cmd(a),
         Some(Command::Compare(a)) => compare_cmd(a),
         Some(Command::Bench(a)) => bench_cmd(a),
+        Some(Command::BenchSample(a)) => bench_sample_cmd(a),
     }
 }
 
@@ -415,5 +416,35 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             "final_loss": last,
         })
     );
+    Ok(())
+}
+
+fn bench_sample_cmd(a: BenchSampleArgs) -> Result<()> {
+    let particles = positive("particles", a.particles)?;
+    let particles = u32::try_from(particles).context("particles must be below 2^32")?;
+    let steps = positive("steps", a.steps)? as usize;
+    let rounds = positive("rounds", a.rounds)? as usize;
+    let (arch, params) = match &a.model {
+        Some(path) => {
+            let (arch, params, _) = indm::weights::load_model(path)?;
+            (arch, params)
+        }
+        None => {
+            let arch = RunConfig::default_run().arch;
+            let params = indm::ParamSet::init(&arch, 0);
+            (arch, params)
+        }
+    };
+    let device = a.backend.inference_device()?;
+    let report = crate::bench_sample::run(&crate::bench_sample::Setup {
+        arch: &arch,
+        params: &params,
+        particles,
+        steps,
+        rounds,
+        device: &device,
+        backend: a.backend.name(),
+    })?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

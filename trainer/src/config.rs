@@ -23,17 +23,22 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The burn device with autodiff.
-    #[allow(deprecated)]
+    /// The burn device with autodiff (training).
     pub fn device(self) -> Result<burn::tensor::Device> {
+        Ok(self.inference_device()?.autodiff())
+    }
+
+    /// The burn device without autodiff (inference).
+    #[allow(deprecated)]
+    pub fn inference_device(self) -> Result<burn::tensor::Device> {
         use burn::tensor::Device;
         Ok(match self {
-            Backend::Flex => Device::flex().autodiff(),
-            Backend::Ndarray => Device::ndarray().autodiff(),
+            Backend::Flex => Device::flex(),
+            Backend::Ndarray => Device::ndarray(),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Device::wgpu(Default::default()).autodiff(),
+            Backend::Wgpu => Device::wgpu(Default::default()),
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Device::cuda(0).autodiff(),
+            Backend::Cuda => Device::cuda(0),
             #[allow(unreachable_patterns)]
             other => bail!(
                 "backend '{}' is not compiled in; rebuild with `cargo run -p trainer --features {}`",

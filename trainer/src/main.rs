@@ -1,6 +1,7 @@
 //! `trainer`: the native INDM trainer (burn). Run with no arguments to train
 //! INDM on the checkerboard with the default budget.
 
+mod bench_sample;
 mod checkpoint;
 mod cli;
 mod commands;

@@ -114,11 +114,7 @@ mod tests {
         let x = points();
         let (z, _) = f.forward(&x);
         let back = f.inverse(&z);
-        let err = x
-            .iter()
-            .zip(&back)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = crate::numeric::max_abs_diff(&x, &back);
         assert!(err < 1e-10, "round trip error {err}");
         assert!(
             x.iter().zip(&z).any(|(a, b)| (a - b).abs() > 1e-3),

@@ -8,6 +8,8 @@
 pub mod em;
 pub mod ode;
 pub mod pc;
+pub mod plan;
+pub mod translate;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,7 @@ use crate::error::{IndmError, Result};
 use crate::model::CpuModel;
 use crate::rng::{Counter, Stream};
 use crate::score::LatentScore;
-use crate::sde::{Sde, T_END};
+use crate::sde::{Sde, SdeKind, T_END};
 
 /// Which sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +135,28 @@ impl SamplerConfig {
         }
         Ok(())
     }
+
+    /// [`SamplerConfig::validate`] plus what depends on the SDE: the VP reverse-diffusion
+    /// predictor of PC uses the discrete betas `beta(t) / N`, which must stay below 1
+    /// (else `sqrt(1 - beta_i)` is not real), so PC on VP needs `N > beta_max`.
+    pub fn validate_for(&self, sde: &Sde) -> Result<()> {
+        self.validate()?;
+        if self.kind == SamplerKind::Pc
+            && sde.kind == SdeKind::Vp
+            && sde.discrete_beta(self.steps - 1, self.steps) >= 1.0
+        {
+            let min = sde.beta_max.floor() as usize + 1;
+            return Err(IndmError::invalid(
+                "steps",
+                self.steps,
+                format!(
+                    "at least {min} for the PC sampler on this VP SDE (its discrete betas \
+                     beta_max / steps must stay below 1); use em or ode-heun for fewer steps"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a sampler returns.
@@ -201,7 +225,7 @@ pub fn sample_latent(
     z_t: Vec<f64>,
     cfg: &SamplerConfig,
 ) -> Result<Samples> {
-    cfg.validate()?;
+    cfg.validate_for(sde)?;
     let ctx = Ctx {
         sde,
         score,
@@ -246,6 +270,29 @@ pub fn sample_model(
 mod tests {
     use super::*;
     use crate::score::GaussianScore;
+
+    /// PC on VP with fewer steps than beta_max would take sqrt of a negative number:
+    /// refused with the smallest valid count, while 21 steps and other samplers run.
+    #[test]
+    fn pc_on_vp_needs_more_steps_than_beta_max() {
+        let sde = Sde::vp();
+        let cfg = |kind, steps| SamplerConfig {
+            kind,
+            steps,
+            ..Default::default()
+        };
+        let msg = cfg(SamplerKind::Pc, 20)
+            .validate_for(&sde)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("steps") && msg.contains("at least 21"),
+            "{msg}"
+        );
+        assert!(cfg(SamplerKind::Pc, 21).validate_for(&sde).is_ok());
+        assert!(cfg(SamplerKind::Em, 5).validate_for(&sde).is_ok());
+        assert!(cfg(SamplerKind::Pc, 5).validate_for(&Sde::ve(10.0)).is_ok());
+    }
 
     /// With the exact score of Gaussian data every sampler must end near that Gaussian.
     #[test]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Trains the browser demo's shipped 2D models and copies their weights to web/models/:
+# checkerboard, 8gaussians, moons, swissroll, each as INDM (coupling flow) and as the
+# identity-flow baseline, same seed and settings. A short budget (DEMO_STEPS, default
+# 3000 steps of batch 512, train only) keeps all eight at a few minutes on 2 cores;
+# the demo shows the models' behaviour, not their best likelihoods.
+#
+#   bash scripts/demo_models.sh              # all eight
+#   DEMO_STEPS=1000 bash scripts/demo_models.sh moons   # one data set, faster
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps="${DEMO_STEPS:-3000}"
+seed="${DEMO_SEED:-0}"
+datasets=("$@")
+if [ ${#datasets[@]} -eq 0 ]; then datasets=(checkerboard 8gaussians moons swissroll); fi
+# The dev profile builds the model code and its dependencies at opt-level 3 (see
+# Cargo.toml), so the test build's binary trains at full speed.
+cargo build --locked -p trainer
+trainer="${CARGO_TARGET_DIR:-target}/debug/trainer"
+mkdir -p web/models runs/demo
+start=$(date +%s)
+for d in "${datasets[@]}"; do
+  for pair in "indm coupling" "baseline identity"; do
+    set -- $pair
+    name="$d-$1"
+    out="runs/demo/$name"
+    rm -rf "$out"
+    t0=$(date +%s)
+    "$trainer" train --dataset "$d" --flow "$2" --sde vp --steps "$steps" --seed "$seed" \
+      --skip-eval --quiet --out "$out" >"runs/demo/$name.log" 2>&1 \
+      || { cat "runs/demo/$name.log" >&2; exit 1; }
+    cp "$out/model.safetensors" "web/models/$name.safetensors"
+    printf '%-24s %6d bytes  %4ds\n' "$name" "$(stat -c %s "web/models/$name.safetensors")" "$(( $(date +%s) - t0 ))"
+  done
+done
+echo "trained ${#datasets[@]} data sets x 2 models in $(( $(date +%s) - start ))s (steps=$steps seed=$seed)"

@@ -1,0 +1,158 @@
+//! Small helpers over the page's elements (ids are in `index.html`).
+
+use wasm_bindgen::JsCast;
+use web_sys::{Document, HtmlElement, HtmlInputElement, HtmlSelectElement, Window};
+
+use super::AppError;
+use crate::state::{self, Notice, State};
+
+/// The browser window.
+pub fn window() -> Window {
+    web_sys::window().expect("the demo runs in a browser window")
+}
+
+/// The document.
+pub fn document() -> Document {
+    window().document().expect("a window has a document")
+}
+
+/// Milliseconds since page load.
+pub fn now_ms() -> f64 {
+    window().performance().map_or(0.0, |p| p.now())
+}
+
+/// The element with `id`, as `T`.
+pub fn get<T: JsCast>(id: &str) -> Result<T, AppError> {
+    document()
+        .get_element_by_id(id)
+        .ok_or_else(|| AppError::Page(format!("element #{id} is missing from index.html")))?
+        .dyn_into::<T>()
+        .map_err(|_| AppError::Page(format!("element #{id} has an unexpected type")))
+}
+
+/// Sets the text of element `id` (ignored if missing).
+pub fn set_text(id: &str, text: &str) {
+    if let Some(e) = document().get_element_by_id(id) {
+        e.set_text_content(Some(text));
+    }
+}
+
+/// Shows or hides element `id`.
+pub fn set_visible(id: &str, visible: bool) {
+    if let Ok(e) = get::<HtmlElement>(id) {
+        e.set_hidden(!visible);
+    }
+}
+
+/// The value of input or select `id` ("" if missing).
+pub fn value(id: &str) -> String {
+    if let Ok(i) = get::<HtmlInputElement>(id) {
+        return i.value();
+    }
+    if let Ok(s) = get::<HtmlSelectElement>(id) {
+        return s.value();
+    }
+    String::new()
+}
+
+/// Sets the value of input or select `id`.
+pub fn set_value(id: &str, v: &str) {
+    if let Ok(i) = get::<HtmlInputElement>(id) {
+        i.set_value(v);
+    } else if let Ok(s) = get::<HtmlSelectElement>(id) {
+        s.set_value(v);
+    }
+}
+
+/// Fills the controls from a state.
+pub fn show_state(s: &State) {
+    set_value("model", s.model);
+    set_value("sampler", s.sampler.name());
+    set_value("steps", &s.steps.to_string());
+    set_value("seed", &s.seed.to_string());
+    set_value("temp", &s.temperature.to_string());
+    set_value("t0", &s.t0.to_string());
+    set_value("dir", s.direction.name());
+    if let Some(n) = s.particles {
+        set_value("particles", &n.to_string());
+    }
+    for (id, on) in [
+        ("flow-indm", s.flow == state::FlowChoice::Indm),
+        ("flow-baseline", s.flow == state::FlowChoice::Baseline),
+    ] {
+        if let Ok(b) = get::<HtmlElement>(id) {
+            let _ = b.class_list().toggle_with_force("active", on);
+            let _ = b.set_attribute("aria-pressed", if on { "true" } else { "false" });
+        }
+    }
+}
+
+/// The query the controls describe (`flow` comes from the current state: it is a
+/// toggle, not a control value).
+pub fn controls_query(flow: state::FlowChoice) -> String {
+    let enc = |id: &str| {
+        js_sys::encode_uri_component(&value(id))
+            .as_string()
+            .unwrap_or_default()
+    };
+    format!(
+        "v={}&view=2d&model={}&flow={}&sampler={}&steps={}&seed={}&temp={}&t0={}&dir={}&n={}",
+        state::VERSION,
+        enc("model"),
+        flow.name(),
+        enc("sampler"),
+        enc("steps"),
+        enc("seed"),
+        enc("temp"),
+        enc("t0"),
+        enc("dir"),
+        enc("particles"),
+    )
+}
+
+/// Replaces the notice box's lines (hidden when empty) and mirrors them in
+/// `window.indmNotices` for tests.
+pub fn show_notices(lines: &[String]) {
+    let Ok(boxed) = get::<HtmlElement>("notice") else {
+        return;
+    };
+    boxed.set_inner_html("");
+    let doc = document();
+    for l in lines {
+        if let Ok(li) = doc.create_element("li") {
+            li.set_text_content(Some(l));
+            let _ = boxed.append_child(&li);
+        }
+    }
+    boxed.set_hidden(lines.is_empty());
+    let arr = js_sys::Array::new();
+    for l in lines {
+        arr.push(&l.into());
+    }
+    let _ = js_sys::Reflect::set(&window(), &"indmNotices".into(), &arr);
+}
+
+/// Notice lines of parse notices.
+pub fn notice_lines(notices: &[Notice]) -> Vec<String> {
+    notices.iter().map(|n| format!("Link: {n}")).collect()
+}
+
+/// Writes the state into the address bar and the share link.
+pub fn publish_state(s: &State) {
+    let q = state::to_query(s);
+    let w = window();
+    let loc = w.location();
+    let base = format!(
+        "{}{}",
+        loc.origin().unwrap_or_default(),
+        loc.pathname().unwrap_or_default()
+    );
+    let url = format!("{base}?{q}");
+    if let Ok(h) = w.history() {
+        let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+    }
+    if let Ok(a) = get::<web_sys::HtmlAnchorElement>("share") {
+        a.set_href(&url);
+        a.set_text_content(Some(&url));
+    }
+}
