@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{IndmError, Result};
 use crate::sde::{Sde, SdeKind};
 
-/// Version of the architecture record's layout.
-pub const ARCH_FORMAT_VERSION: u32 = 1;
+/// Version of the architecture record's layout. Version 2 added the optional `image`
+/// record (image models); version 1 files (2D models) still load unchanged.
+pub const ARCH_FORMAT_VERSION: u32 = 2;
+
+/// The oldest layout this build reads (2D models written before the image record existed).
+pub const ARCH_FORMAT_OLDEST: u32 = 1;
 
 /// The flow `h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,20 +87,144 @@ impl ScoreArch {
 }
 
 /// A complete INDM model description.
+///
+/// 2D models use `flow` and `score`. Image models (`image` set) describe their flow and
+/// score net inside [`ImageArch`]; for them `flow` is [`FlowArch::Identity`] and `score`
+/// is unused (kept so the record's 2D layout, which the WGSL 2D runtime reads, is unchanged).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
     /// Layout version of this record.
     pub format_version: u32,
-    /// Dimension of a data point.
+    /// Dimension of a data point (`C H W` for images).
     pub data_dim: usize,
     /// The latent SDE.
     pub sde: Sde,
     /// Truncation time `eps` used for training, sampling and likelihood.
     pub eps: f64,
-    /// The flow.
+    /// The flow of a 2D model.
     pub flow: FlowArch,
-    /// The score network.
+    /// The score network of a 2D model.
     pub score: ScoreArch,
+    /// The image model (shape, Glow-lite flow, U-Net), absent for 2D models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageArch>,
+}
+
+/// The flow of an image model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ImageFlowArch {
+    /// `h = id`: the linear diffusion baseline.
+    Identity,
+    /// Glow-lite without factor-out: `levels` times (squeeze, then `steps` times
+    /// actnorm -> invertible 1x1 conv (LU) -> affine coupling), then as many unsqueezes,
+    /// so the latent has the image's layout. Coupling conditioners are
+    /// conv3x3 -> SiLU -> conv1x1 -> SiLU -> conv3x3 (zero-initialised) of width `hidden`.
+    Glow {
+        /// Squeeze levels (each halves H and W and multiplies C by 4).
+        levels: usize,
+        /// Flow steps per level.
+        steps: usize,
+        /// Width of the coupling conditioners.
+        hidden: usize,
+    },
+}
+
+impl ImageFlowArch {
+    /// Valid names on the command line.
+    pub const NAMES: [&'static str; 2] = ["glow", "identity"];
+
+    /// The flow called `name` with default sizes (2 levels x 4 steps, width 64).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "glow" | "glow-lite" | "coupling" => Ok(ImageFlowArch::Glow {
+                levels: 2,
+                steps: 4,
+                hidden: 64,
+            }),
+            "identity" | "none" | "id" => Ok(ImageFlowArch::Identity),
+            _ => Err(IndmError::unknown("image flow", name, &Self::NAMES)),
+        }
+    }
+
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImageFlowArch::Identity => "identity",
+            ImageFlowArch::Glow { .. } => "glow",
+        }
+    }
+}
+
+/// The image score net: a small U-Net on the latent (which has the image's layout).
+///
+/// `conv_in` (3x3) to `channels * mult[0]`; per resolution `i` (`mult.len()` of them, each
+/// but the last followed by 2x2 average pooling) `res_blocks` residual blocks to
+/// `channels * mult[i]`, each output kept as a skip; a middle block; then per resolution
+/// from the lowest, `res_blocks` blocks each adding one skip to its input, and (except at
+/// the top) nearest 2x upsampling + conv3x3 to the next resolution's width; finally group
+/// norm, SiLU and a zero-initialised conv3x3 to the image channels. A residual block is
+/// GN -> SiLU -> conv3x3 -> + dense(SiLU(temb)) per channel -> GN -> SiLU -> conv3x3
+/// (zero-initialised) + skip (identity, or a 1x1 conv when the width changes). The time
+/// embedding is an MLP `[c, sin(w_k c), cos(w_k c)] -> temb -> SiLU -> temb` of
+/// `c = ln sigma(t)`, `w_k = 2^k / 8` (the 2D score net's features).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UNetArch {
+    /// Base width.
+    pub channels: usize,
+    /// Width multiplier per resolution.
+    pub mult: Vec<usize>,
+    /// Residual blocks per resolution (down and up path each).
+    pub res_blocks: usize,
+    /// Group-norm groups (divides every width).
+    pub groups: usize,
+    /// Fourier frequencies of the time features.
+    pub fourier: usize,
+    /// Width of the time embedding.
+    pub temb: usize,
+}
+
+impl Default for UNetArch {
+    fn default() -> Self {
+        UNetArch {
+            channels: 32,
+            mult: vec![1, 2, 2],
+            res_blocks: 1,
+            groups: 8,
+            fourier: 8,
+            temb: 128,
+        }
+    }
+}
+
+/// Group-norm epsilon of the U-Net (the value the WGSL kernels are given).
+pub const GROUP_NORM_EPS: f64 = 1e-5;
+
+/// An image model: data shape, flow and score net.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageArch {
+    /// Channels (1 or 3).
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// The flow.
+    pub flow: ImageFlowArch,
+    /// The score net.
+    pub unet: UNetArch,
+}
+
+impl ImageArch {
+    /// `[C, H, W]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    /// `C H W`.
+    pub fn dims(&self) -> usize {
+        self.channels * self.height * self.width
+    }
 }
 
 /// Name and shape of one parameter tensor.
@@ -108,6 +236,8 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
     /// Whether this tensor starts at zero (the last layer of each coupling).
     pub zero_init: bool,
+    /// Whether this tensor starts at one (group-norm scales).
+    pub ones_init: bool,
     /// Fan-in used for the default uniform initialisation.
     pub fan_in: usize,
 }
@@ -133,17 +263,86 @@ impl Architecture {
             eps: 1e-3,
             flow,
             score: ScoreArch::default(),
+            image: None,
+        }
+    }
+
+    /// An image model of `channels x height x width` (eps 1e-5, the spec's value for images;
+    /// VE uses sigma_max 50, the CIFAR-10 setting).
+    pub fn image(
+        channels: usize,
+        height: usize,
+        width: usize,
+        sde: SdeKind,
+        flow: ImageFlowArch,
+        unet: UNetArch,
+    ) -> Self {
+        let sde = match sde {
+            SdeKind::Ve => Sde::ve(50.0),
+            k => Sde::new(k, 50.0),
+        };
+        Architecture {
+            format_version: ARCH_FORMAT_VERSION,
+            data_dim: channels * height * width,
+            sde,
+            eps: 1e-5,
+            flow: FlowArch::Identity,
+            score: ScoreArch::default(),
+            image: Some(ImageArch {
+                channels,
+                height,
+                width,
+                flow,
+                unet,
+            }),
+        }
+    }
+
+    /// Name of the flow (`coupling`, `glow` or `identity`).
+    pub fn flow_name(&self) -> &'static str {
+        match &self.image {
+            Some(img) => img.flow.name(),
+            None => self.flow.name(),
+        }
+    }
+
+    /// Whether the flow is the identity (the linear-diffusion baseline).
+    pub fn is_identity_flow(&self) -> bool {
+        match &self.image {
+            Some(img) => img.flow == ImageFlowArch::Identity,
+            None => self.flow == FlowArch::Identity,
         }
     }
 
     /// Checks sizes and constants.
     pub fn validate(&self) -> Result<()> {
-        if self.format_version != ARCH_FORMAT_VERSION {
+        if !(ARCH_FORMAT_OLDEST..=ARCH_FORMAT_VERSION).contains(&self.format_version) {
             return Err(IndmError::invalid(
                 "architecture format_version",
                 self.format_version,
-                format!("this build reads version {ARCH_FORMAT_VERSION}"),
+                format!("this build reads versions {ARCH_FORMAT_OLDEST} to {ARCH_FORMAT_VERSION}"),
             ));
+        }
+        if !(self.eps > 0.0 && self.eps < 0.5) {
+            return Err(IndmError::invalid("eps", self.eps, "0 < eps < 0.5"));
+        }
+        self.sde.validate()?;
+        if let Some(img) = &self.image {
+            if self.format_version < 2 {
+                return Err(IndmError::invalid(
+                    "architecture format_version",
+                    self.format_version,
+                    "2 or later for image models",
+                ));
+            }
+            if self.flow != FlowArch::Identity {
+                return Err(IndmError::invalid(
+                    "flow",
+                    self.flow.name(),
+                    "identity for image models (their flow is image.flow)",
+                ));
+            }
+            return crate::image::layout::validate(img, self.data_dim);
         }
         if self.data_dim != 2 {
             return Err(IndmError::invalid(
@@ -152,10 +351,6 @@ impl Architecture {
                 "2 (2D models)",
             ));
         }
-        if !(self.eps > 0.0 && self.eps < 0.5) {
-            return Err(IndmError::invalid("eps", self.eps, "0 < eps < 0.5"));
-        }
-        self.sde.validate()?;
         if let FlowArch::Coupling2d { layers, hidden } = self.flow
             && (layers == 0 || hidden == 0 || layers > 256 || hidden > 4096)
         {
@@ -181,18 +376,23 @@ impl Architecture {
 
     /// Every parameter tensor of the model, in a fixed order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
+        if let Some(img) = &self.image {
+            return crate::image::layout::param_specs(img);
+        }
         let mut v = Vec::new();
         let mut dense = |prefix: String, d_in: usize, d_out: usize, zero: bool| {
             v.push(ParamSpec {
                 name: format!("{prefix}.weight"),
                 shape: vec![d_in, d_out],
                 zero_init: zero,
+                ones_init: false,
                 fan_in: d_in,
             });
             v.push(ParamSpec {
                 name: format!("{prefix}.bias"),
                 shape: vec![d_out],
                 zero_init: zero,
+                ones_init: false,
                 fan_in: d_in,
             });
         };
@@ -243,12 +443,25 @@ impl Architecture {
         }
     }
 
+    /// Number of Fourier frequencies of the score net's time features.
+    pub fn fourier(&self) -> usize {
+        match &self.image {
+            Some(img) => img.unet.fourier,
+            None => self.score.fourier,
+        }
+    }
+
+    /// Width of the score net's time features, `1 + 2 fourier`.
+    pub fn time_feature_count(&self) -> usize {
+        1 + 2 * self.fourier()
+    }
+
     /// The time features `[c, sin(w_k c), cos(w_k c)]` with `c = ln sigma(t)`, `w_k = 2^k / 8`.
     pub fn time_features(&self, t: f64) -> Vec<f64> {
         let c = self.sde.std(t).ln();
-        let mut f = Vec::with_capacity(self.score.time_features());
+        let mut f = Vec::with_capacity(self.time_feature_count());
         f.push(c);
-        for k in 0..self.score.fourier {
+        for k in 0..self.fourier() {
             let w = (1u64 << k) as f64 / 8.0;
             f.push((w * c).sin());
             f.push((w * c).cos());
@@ -273,6 +486,9 @@ impl Architecture {
         }
         if self.score != other.score {
             d.push(format!("score {:?} vs {:?}", self.score, other.score));
+        }
+        if self.image != other.image {
+            d.push(format!("image model {:?} vs {:?}", self.image, other.image));
         }
         if d.is_empty() {
             None

@@ -26,6 +26,7 @@ pub mod error;
 pub mod flow;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod image;
 pub mod likelihood;
 pub mod model;
 pub mod nn;
@@ -41,7 +42,7 @@ pub mod sde;
 pub mod train;
 pub mod weights;
 
-pub use arch::{Architecture, FlowArch, ScoreArch};
+pub use arch::{Architecture, FlowArch, ImageArch, ImageFlowArch, ScoreArch, UNetArch};
 pub use error::{IndmError, Result};
 pub use model::CpuModel;
 pub use params::ParamSet;

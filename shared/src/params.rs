@@ -26,7 +26,7 @@ pub struct ParamSet {
 
 impl ParamSet {
     /// Fresh parameters: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's default for
-    /// linear layers), zeros where the spec asks for a zero-initialised layer.
+    /// linear and conv layers), zeros or ones where the spec asks for them.
     pub fn init(arch: &Architecture, seed: u64) -> Self {
         let params = arch
             .param_specs()
@@ -36,6 +36,8 @@ impl ParamSet {
                 let n = spec.numel();
                 let data = if spec.zero_init {
                     vec![0.0; n]
+                } else if spec.ones_init {
+                    vec![1.0; n]
                 } else {
                     let c = Counter::new(seed, Stream::Init, i as u64);
                     let bound = 1.0 / (spec.fan_in as f64).sqrt();

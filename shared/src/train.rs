@@ -160,10 +160,61 @@ impl TrainState {
     }
 }
 
-/// Burn tensors of a [`ParamSet`]: every weight as `[d_in, d_out]`, every bias as `[1, d_out]`.
+impl TrainState {
+    /// INDM warm-started from a linear-diffusion run (spec 2.5): the score net's weights
+    /// come from `source` (a model with the identity flow and otherwise the same
+    /// architecture as `arch`), the flow starts fresh (at the identity, so the warm score
+    /// net is immediately consistent), and both optimisers and the EMA start fresh.
+    pub fn warm_start(
+        arch: &Architecture,
+        hyper: &TrainHyper,
+        source_arch: &Architecture,
+        source: &ParamSet,
+    ) -> Result<Self> {
+        if !source_arch.is_identity_flow() {
+            return Err(IndmError::ArchitectureMismatch(format!(
+                "warm start needs a score net trained with the identity flow, the source has flow '{}'",
+                source_arch.flow_name()
+            )));
+        }
+        let mut as_baseline = arch.clone();
+        as_baseline.flow = crate::arch::FlowArch::Identity;
+        if let Some(img) = as_baseline.image.as_mut() {
+            img.flow = crate::arch::ImageFlowArch::Identity;
+        }
+        let mut src = source_arch.clone();
+        src.format_version = as_baseline.format_version;
+        if let Some(diff) = as_baseline.difference(&src) {
+            return Err(IndmError::ArchitectureMismatch(format!(
+                "the warm-start score net does not fit this model: {diff}"
+            )));
+        }
+        source.check_against(source_arch)?;
+        let mut state = TrainState::new(arch, hyper)?;
+        for p in state
+            .params
+            .params
+            .iter_mut()
+            .filter(|p| p.name.starts_with("score."))
+        {
+            let s = source
+                .get(&p.name)
+                .ok_or_else(|| IndmError::MissingTensor(p.name.clone()))?;
+            p.data.clone_from(&s.data);
+        }
+        state.ema = Ema::new(hyper.ema_decay, &state.params);
+        Ok(state)
+    }
+}
+
+/// Burn tensors of a [`ParamSet`]: every leaf is 2D (a weight `[d_in, d_out]`, a bias
+/// `[1, d_out]`, a conv weight `[C_out, C_in k k]`); [`BurnParams::tensor`] gives any
+/// tensor by name in its own shape.
 pub struct BurnParams {
     /// Leaves in parameter order.
     pub leaves: Vec<Tensor<2>>,
+    names: Vec<String>,
+    shapes: Vec<Vec<usize>>,
 }
 
 impl BurnParams {
@@ -173,16 +224,37 @@ impl BurnParams {
             .params
             .iter()
             .map(|p| {
-                let shape = if p.shape.len() == 1 {
-                    [1, p.shape[0]]
-                } else {
-                    [p.shape[0], p.shape[1]]
+                let shape = match p.shape.len() {
+                    1 => [1, p.shape[0]],
+                    _ => [p.shape[0], p.shape[1..].iter().product()],
                 };
                 let t = Tensor::<2>::from_data(TensorData::new(p.data.clone(), shape), device);
                 if grad { t.require_grad() } else { t }
             })
             .collect();
-        BurnParams { leaves }
+        BurnParams {
+            leaves,
+            names: params.params.iter().map(|p| p.name.clone()).collect(),
+            shapes: params.params.iter().map(|p| p.shape.clone()).collect(),
+        }
+    }
+
+    /// The tensor called `name` in its own shape (`D` must be its rank).
+    ///
+    /// # Panics
+    /// If there is no such tensor or its rank is not `D` (the architecture's parameter
+    /// list and the forward pass disagree: a bug, not bad input).
+    pub fn tensor<const D: usize>(&self, name: &str) -> Tensor<D> {
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no parameter tensor '{name}'"));
+        let shape: [usize; D] = self.shapes[i]
+            .clone()
+            .try_into()
+            .unwrap_or_else(|s| panic!("tensor '{name}' has shape {s:?}, not rank {D}"));
+        self.leaves[i].clone().reshape(shape)
     }
 
     /// Dense layer `i` (weights `2i`, bias `2i + 1`) applied to `x`.
@@ -228,6 +300,9 @@ fn matrix(v: &[f64], cols: usize, device: &Device) -> Tensor<2> {
 
 /// `z = h(x)` and `log|det|` (`[B, 1]`) in burn.
 pub fn flow_forward(arch: &Architecture, p: &BurnParams, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    if arch.image.is_some() {
+        return crate::image::burn::flow_forward_rows(arch, p, x);
+    }
     let [b, _] = x.dims();
     let ldj = Tensor::<2>::zeros([b, 1], &x.device());
     match arch.flow {
@@ -269,6 +344,9 @@ pub fn sigma_score(
     zt: Tensor<2>,
     feats: Tensor<2>,
 ) -> Tensor<2> {
+    if arch.image.is_some() {
+        return crate::image::burn::sigma_score_rows(arch, p, zt, feats);
+    }
     let input = Tensor::cat(vec![zt, feats], 1);
     p.mlp(score_first_layer(arch), arch.score.depth + 1, input)
         .mul_scalar(arch.output_sign())
@@ -302,7 +380,7 @@ pub fn nelbo_terms(
         arch,
         p,
         zt,
-        matrix(&feats, arch.score.time_features(), &device),
+        matrix(&feats, arch.time_feature_count(), &device),
     );
     let dsm = (ss + noise)
         .square()
@@ -505,7 +583,7 @@ mod tests {
                 &arch,
                 &bp,
                 matrix(&z_ref, 2, &dev),
-                matrix(&feats, arch.score.time_features(), &dev),
+                matrix(&feats, arch.time_feature_count(), &dev),
             );
             let ss_ref = score.sigma_score_rows(&z_ref, &ts);
             assert!(max_rel(&host(ss), &ss_ref) < 1e-4);

@@ -17,7 +17,17 @@ Examples:
   trainer nll --run runs/checkerboard-coupling-vp-s0
   trainer compare --steps 4000               INDM vs the identity-flow baseline, one report
   trainer bench --backend ndarray            steps/s of the default model on a backend
-  trainer bench-sample --backend wgpu        fused WGSL sampler vs burn op by op (needs --features wgpu)";
+  trainer bench-sample --backend wgpu        fused WGSL sampler vs burn op by op (needs --features wgpu)
+
+Images (default folder ../shared/data/cifar10_catdog, i.e. run from the workspace root):
+  trainer train --class cat --flow identity --out runs/cat-id
+                                             the linear baseline on CIFAR-10 cats (U-Net score net)
+  trainer train --class cat --warm-start runs/cat-id --out runs/cat-indm
+                                             INDM (Glow-lite flow), score net warm-started from it
+  trainer translate --source runs/dog-indm --target runs/cat-indm --count 16 --out runs/dog2cat
+                                             dog->cat: latent SDEdit at three strengths and latent DDIB
+  trainer bench --data ../shared/data/cifar10_catdog --batch 64
+                                             steps/s of the default image model";
 
 /// Implicit Nonlinear Diffusion Model: train, sample, evaluate and compare on 2D data.
 #[derive(Parser, Debug)]
@@ -43,6 +53,47 @@ pub enum Command {
     Bench(BenchArgs),
     /// Particle-steps/s of 2D sampling: the fused WGSL kernels vs burn op by op; one JSON line.
     BenchSample(BenchSampleArgs),
+    /// Image-to-image translation between two image runs: latent SDEdit and latent DDIB.
+    Translate(TranslateArgs),
+}
+
+/// Settings of `translate`.
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    /// Run folder of the source domain's model (DDIB encodes with it; its test split
+    /// provides the inputs unless --input is given).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Run folder of the target domain's model.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// An image file or a folder of images to translate (default: the source run's test images).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Number of images (the first ones).
+    #[arg(long, default_value_t = 16, allow_hyphen_values = true)]
+    pub count: i64,
+    /// SDEdit strengths t0, comma separated.
+    #[arg(long, default_value = "0.3,0.5,0.7")]
+    pub t0: String,
+    /// Steps of the SDEdit sampler over [eps, 1] (scaled by t0) and of the DDIB ODEs.
+    #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
+    pub steps: i64,
+    /// SDEdit sampler: em or pc (DDIB always uses ode-heun).
+    #[arg(long, default_value = "em")]
+    pub sampler: String,
+    /// Which translations: sdedit, ddib or both.
+    #[arg(long, default_value = "both")]
+    pub method: String,
+    /// Seed of the SDEdit noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (grids and translate.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// burn backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: Backend,
 }
 
 /// Settings of `bench-sample`.
@@ -81,9 +132,12 @@ pub struct BenchArgs {
     /// Batch size.
     #[arg(long, default_value_t = 512)]
     pub batch: i64,
-    /// Flow: coupling or identity.
+    /// Flow: coupling or identity (2D); glow or identity (images).
     #[arg(long, default_value = "coupling")]
     pub flow: String,
+    /// Time the default image model (U-Net + Glow-lite, 32x32 RGB) on this image folder instead.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 /// Settings of a training run. Flags override the config file, which overrides the defaults.
@@ -92,7 +146,26 @@ pub struct TrainArgs {
     /// Data set: checkerboard, 8gaussians, moons, swissroll, 2spirals, pinwheel, rings, circles.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Flow: coupling (INDM) or identity (linear baseline).
+    /// Image folder with train/<class>/ and test/<class>/ (an image run; default
+    /// ../shared/data/cifar10_catdog when --class is given).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Train on this class of the image folder only (e.g. cat).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Image runs: start the score net from this identity-flow run (spec 2.5).
+    #[arg(long)]
+    pub warm_start: Option<PathBuf>,
+    /// Image runs: test images of the NELBO.
+    #[arg(long, allow_hyphen_values = true)]
+    pub nelbo_images: Option<i64>,
+    /// Image runs: number of images in samples.png.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sample_count: Option<i64>,
+    /// Image runs: steps of the sampler of samples.png.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sample_steps: Option<i64>,
+    /// Flow: coupling (INDM) or identity (linear baseline); for images glow or identity.
     #[arg(long)]
     pub flow: Option<String>,
     /// SDE: vp, sub-vp or ve.

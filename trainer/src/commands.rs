@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::cli::{BenchArgs, BenchSampleArgs, Cli, Command, NllArgs, SampleArgs, TrainArgs};
 use crate::config::RunConfig;
+use crate::image_run::ImageRunConfig;
 use crate::run::{self, Summary, TrainOptions, files};
 use crate::{eval, plots};
 
@@ -26,7 +27,170 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Compare(a)) => compare_cmd(a),
         Some(Command::Bench(a)) => bench_cmd(a),
         Some(Command::BenchSample(a)) => bench_sample_cmd(a),
+        Some(Command::Translate(a)) => crate::translate::translate_cmd(a),
     }
+}
+
+/// Whether `train` flags or the resumed folder ask for an image run.
+fn is_image_run(a: &TrainArgs) -> bool {
+    match &a.resume {
+        Some(dir) => crate::image_run::is_image_config(&dir.join(files::CONFIG)),
+        None => {
+            a.data.is_some()
+                || a.class.is_some()
+                || a.warm_start.is_some()
+                || a.config
+                    .as_ref()
+                    .is_some_and(|p| crate::image_run::is_image_config(p))
+        }
+    }
+}
+
+/// Image runs: defaults (or the resumed run's / the config file's settings) <- flags.
+pub fn resolve_image(a: &TrainArgs) -> Result<ImageRunConfig> {
+    if a.dataset.is_some() {
+        bail!("--dataset names a 2D data set; an image run takes --data <folder> and --class");
+    }
+    let mut cfg = if let Some(dir) = &a.resume {
+        ImageRunConfig::from_toml_file(&dir.join(files::CONFIG))?
+    } else if let Some(p) = &a.config {
+        ImageRunConfig::from_toml_file(p)?
+    } else {
+        ImageRunConfig::default_run(
+            a.data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::image_run::DEFAULT_DATA)),
+            None,
+        )
+    };
+    if let Some(d) = &a.data {
+        cfg.data.root = d.clone();
+    }
+    if let Some(c) = &a.class {
+        cfg.data.class = Some(c.clone());
+    }
+    if let Some(w) = &a.warm_start {
+        if a.resume.is_some() {
+            bail!("--warm-start applies to a new run; a resumed run continues from its checkpoint");
+        }
+        cfg.warm_start = Some(w.clone());
+    }
+    let img = cfg
+        .arch
+        .image
+        .as_mut()
+        .expect("image run configs have an image arch");
+    if let Some(s) = &a.sde {
+        let kind = SdeKind::from_name(s)?;
+        if kind != cfg.arch.sde.kind {
+            cfg.arch.sde = indm::Architecture::image(1, 2, 2, kind, img.flow, img.unet.clone()).sde;
+        }
+    }
+    if let Some(f) = &a.flow {
+        img.flow = indm::ImageFlowArch::from_name(f)?;
+    }
+    if let Some(s) = a.steps {
+        cfg.steps = positive("steps", s)?;
+    }
+    if let Some(b) = a.batch {
+        cfg.hyper.batch = positive("batch", b)? as usize;
+    }
+    if let Some(lr) = a.lr_score {
+        cfg.hyper.score_opt.lr = lr;
+    }
+    if let Some(lr) = a.lr_flow {
+        cfg.hyper.flow_opt.lr = lr;
+    }
+    if let Some(s) = &a.step_type {
+        cfg.hyper.step_kind = StepKind::from_name(s)?;
+    }
+    if let Some(s) = a.seed {
+        cfg.hyper.seed = s;
+    }
+    if let Some(e) = a.eps {
+        cfg.arch.eps = e;
+    }
+    if let Some(s) = a.sigma_max {
+        if cfg.arch.sde.kind != SdeKind::Ve {
+            bail!(
+                "--sigma-max applies to the VE SDE only (this run uses {})",
+                cfg.arch.sde.kind
+            );
+        }
+        cfg.arch.sde.sigma_max = s;
+    }
+    if a.no_importance {
+        cfg.hyper.importance = false;
+    }
+    if let Some(c) = a.checkpoint_every {
+        cfg.checkpoint_every = positive("checkpoint-every", c)?;
+    }
+    if let Some(b) = a.backend {
+        cfg.backend = b;
+    }
+    if let Some(n) = a.nll_points {
+        cfg.eval.nll_images = n.max(0) as usize;
+    }
+    if let Some(n) = a.nelbo_images {
+        cfg.eval.nelbo_images = positive("nelbo-images", n)? as usize;
+    }
+    if let Some(n) = a.sample_count {
+        cfg.eval.sample_count = positive("sample-count", n)? as usize;
+    }
+    if let Some(n) = a.sample_steps {
+        cfg.eval.sampler.steps = positive("sample-steps", n)? as usize;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn image_train_cmd(a: TrainArgs) -> Result<()> {
+    let cfg = resolve_image(&a)?;
+    if a.print_config {
+        print!("{}", cfg.to_toml()?);
+        return Ok(());
+    }
+    let (dir, resume) = match (&a.resume, &a.out) {
+        (Some(d), _) => (d.clone(), true),
+        (None, Some(d)) => {
+            if d.join(files::CHECKPOINT).exists() {
+                bail!(
+                    "{} already holds a run; use --resume {} to continue it or choose another --out",
+                    d.display(),
+                    d.display()
+                );
+            }
+            (d.clone(), false)
+        }
+        (None, None) => {
+            let base = PathBuf::from("runs").join(format!(
+                "{}-{}-{}-s{}",
+                cfg.data.class.as_deref().unwrap_or("images"),
+                cfg.arch.flow_name(),
+                cfg.arch.sde.kind.name(),
+                cfg.hyper.seed
+            ));
+            (run::fresh_dir(&base), false)
+        }
+    };
+    let opts = TrainOptions {
+        dir: dir.clone(),
+        resume,
+        quiet: a.quiet,
+        stop_after: a.stop_after,
+        skip_eval: a.skip_eval,
+    };
+    match crate::image_run::train(&cfg, &opts)? {
+        Some(s) => crate::image_run::print_summary(&s, &dir),
+        None if a.skip_eval && a.stop_after.is_none() => {
+            println!("trained; weights in {}", dir.join(files::WEIGHTS).display())
+        }
+        None => println!(
+            "stopped early at the requested step; resume with `trainer train --resume {}`",
+            dir.display()
+        ),
+    }
+    Ok(())
 }
 
 fn positive(what: &str, v: i64) -> Result<u64> {
@@ -112,6 +276,9 @@ pub fn resolve(a: &TrainArgs) -> Result<RunConfig> {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
+    if is_image_run(&a) {
+        return image_train_cmd(a);
+    }
     let cfg = resolve(&a)?;
     if a.print_config {
         print!("{}", cfg.to_toml()?);
@@ -164,7 +331,79 @@ fn load_run(dir: &Path) -> Result<(RunConfig, CpuModel)> {
     Ok((cfg, CpuModel::new(&arch, &params)?))
 }
 
+/// `sample` of an image run: a grid of samples.
+fn image_sample_cmd(a: &SampleArgs, dir: &Path) -> Result<()> {
+    let (_, model) = crate::translate::load_image_run(dir, crate::config::Backend::Flex)?;
+    let cfg = SamplerConfig {
+        kind: SamplerKind::from_name(&a.sampler)?,
+        steps: positive("steps", a.steps)? as usize,
+        temperature: a.temperature,
+        snr: a.snr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    cfg.validate()?;
+    let n = positive("count", a.count)? as usize;
+    if n > 4096 {
+        bail!("invalid count: {n} (at most 4096 images)");
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("sample-{}-{}.png", a.sampler, a.steps)));
+    let scaling = indm::data::dequant::Scaling::for_sde(model.arch.sde.kind);
+    crate::image_run::sample_grid(&model, n, &cfg, scaling, &out)?;
+    println!(
+        "wrote {} ({n} samples, {} x {} steps)",
+        out.display(),
+        cfg.kind.name(),
+        cfg.steps
+    );
+    Ok(())
+}
+
+/// `nll` of an image run: test bits/dim from the NELBO and the PF-ODE.
+fn image_nll_cmd(a: &NllArgs) -> Result<()> {
+    let (cfg, model) = crate::translate::load_image_run(&a.run, crate::config::Backend::Flex)?;
+    if a.trace != "hutchinson" && a.trace != "exact" {
+        bail!(
+            "unknown trace '{}'; valid choices are: exact, hutchinson",
+            a.trace
+        );
+    }
+    if a.trace == "exact" {
+        eprintln!(
+            "note: image models use the Hutchinson trace (an exact trace needs D = C H W passes)"
+        );
+    }
+    if !(a.tol > 0.0 && a.tol < 1.0) {
+        bail!("invalid tolerance {} (must be in (0, 1))", a.tol);
+    }
+    let mut eval = cfg.eval.clone();
+    eval.nll_images = positive("points", a.points)? as usize;
+    eval.nll_tol = a.tol;
+    let test = crate::image_run::load_split(&cfg, "test")?;
+    let lk = crate::image_run::likelihoods(&model, &test, cfg.scaling(), cfg.hyper.seed, &eval)?;
+    let json = serde_json::json!({
+        "nelbo_bpd": lk.nelbo,
+        "nelbo_terms_bpd": lk.terms,
+        "nll_bpd": lk.nll.as_ref().map(|n| n.0),
+        "nll_nfe": lk.nll.as_ref().map(|n| n.1),
+        "trace": "hutchinson",
+        "tol": a.tol,
+    });
+    let text = serde_json::to_string_pretty(&json)?;
+    indm::weights::write_atomic(&a.run.join("nll.json"), text.as_bytes())?;
+    println!("{text}");
+    Ok(())
+}
+
 fn sample_cmd(a: SampleArgs) -> Result<()> {
+    if let Some(dir) = &a.run
+        && crate::image_run::is_image_config(&dir.join(files::CONFIG))
+    {
+        return image_sample_cmd(&a, dir);
+    }
     let (dataset, model, default_out) = match (&a.run, &a.weights) {
         (Some(dir), _) => {
             let (cfg, model) = load_run(dir)?;
@@ -241,6 +480,9 @@ struct NllReport {
 }
 
 fn nll_cmd(a: NllArgs) -> Result<()> {
+    if crate::image_run::is_image_config(&a.run.join(files::CONFIG)) {
+        return image_nll_cmd(&a);
+    }
     let (cfg, model) = load_run(&a.run)?;
     let trace = match a.trace.as_str() {
         "exact" => Trace::Exact,
@@ -382,7 +624,62 @@ fn compare_markdown(i: &Summary, b: &Summary) -> String {
     )
 }
 
+/// `bench --data`: steps/s of the default image model (Glow-lite + U-Net) on real images.
+fn image_bench_cmd(a: &BenchArgs, root: &Path) -> Result<()> {
+    let mut cfg = ImageRunConfig::default_run(root.to_path_buf(), Some("cat".into()));
+    if a.flow != "coupling" {
+        cfg.arch.image.as_mut().expect("image arch").flow =
+            indm::ImageFlowArch::from_name(&a.flow)?;
+    }
+    cfg.hyper.batch = positive("batch", a.batch)? as usize;
+    cfg.backend = a.backend;
+    cfg.validate()?;
+    let set = crate::image_run::load_split(&cfg, "train")?;
+    let steps = positive("steps", a.steps)?;
+    let warmup = a.warmup.max(0) as u64;
+    let device = a.backend.device()?;
+    let mut state = indm::train::TrainState::new(&cfg.arch, &cfg.hyper)?;
+    let (mut timed, mut last) = (0.0, f64::NAN);
+    for step in 0..warmup + steps {
+        let b = set.batch(&indm::data::images::BatchSpec {
+            seed: cfg.hyper.seed,
+            step,
+            size: cfg.hyper.batch,
+            scaling: cfg.scaling(),
+            flip: true,
+        })?;
+        let x: Vec<f64> = b.data.iter().map(|&v| v as f64).collect();
+        let t0 = std::time::Instant::now();
+        last = indm::train::train_step(&mut state, &cfg.hyper, &x, &device)?.nelbo;
+        if step >= warmup {
+            timed += t0.elapsed().as_secs_f64();
+        }
+    }
+    let (pf, ps) = cfg.arch.param_counts();
+    let img = cfg.arch.image.as_ref().expect("image arch");
+    println!(
+        "{}",
+        serde_json::json!({
+            "framework": format!("burn-{}", a.backend.name()),
+            "model": format!("{} 3x32x32, U-Net {:?}", cfg.arch.flow_name(), img.unet),
+            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()),
+            "batch": cfg.hyper.batch,
+            "params_flow": pf,
+            "params_score": ps,
+            "unet_flop": indm::image::layout::unet_flops(img),
+            "steps": steps,
+            "seconds": timed,
+            "steps_per_second": steps as f64 / timed,
+            "final_nelbo_nats": last,
+        })
+    );
+    Ok(())
+}
+
 fn bench_cmd(a: BenchArgs) -> Result<()> {
+    if let Some(root) = &a.data {
+        return image_bench_cmd(&a, root);
+    }
     let mut cfg = RunConfig::default_run();
     cfg.arch.flow = FlowArch::from_name(&a.flow)?;
     cfg.hyper.batch = positive("batch", a.batch)? as usize;

@@ -7,8 +7,11 @@ mod cli;
 mod commands;
 mod config;
 mod eval;
+mod grid;
+mod image_run;
 mod plots;
 mod run;
+mod translate;
 
 use clap::Parser;
 

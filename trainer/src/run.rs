@@ -127,10 +127,10 @@ pub fn default_dir(cfg: &RunConfig) -> PathBuf {
     ))
 }
 
-const METRICS_HEADER: &str = "step,nelbo,flow,dsm,prior,grad_norm_flow,grad_norm_score";
+pub const METRICS_HEADER: &str = "step,nelbo,flow,dsm,prior,grad_norm_flow,grad_norm_score";
 
 /// Keeps only the metrics rows up to `step` (rows after a checkpoint are redone on resume).
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+pub fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = String::from(METRICS_HEADER);
     out.push('\n');
@@ -178,14 +178,49 @@ pub struct TrainOptions {
     pub skip_eval: bool,
 }
 
-/// Trains (or resumes), evaluates and writes every file of the run. Returns the summary
-/// (`None` when `stop_after` ended the session early or evaluation was skipped).
-pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
-    cfg.validate()?;
+/// What the training loop needs to know about a run, 2D or image.
+pub struct LoopSpec<'a> {
+    /// The model.
+    pub arch: &'a indm::Architecture,
+    /// Optimisation.
+    pub hyper: &'a indm::train::TrainHyper,
+    /// Total steps.
+    pub steps: u64,
+    /// Checkpoint every this many steps.
+    pub checkpoint_every: u64,
+    /// Write a metrics row every this many steps.
+    pub log_every: u64,
+    /// Training device.
+    pub device: burn::tensor::Device,
+    /// `config.toml` text of the run.
+    pub config_toml: String,
+    /// One line saying what is trained (messages).
+    pub description: String,
+}
+
+/// The result of a training session.
+pub struct LoopOutcome {
+    /// The state after the last step.
+    pub state: TrainState,
+    /// Training seconds of all sessions.
+    pub train_seconds: f64,
+    /// Steps per second of this session.
+    pub steps_per_second: f64,
+}
+
+/// Starts or resumes the run in `opts.dir` and trains to `spec.steps` (or `stop_after`),
+/// with progress, metrics, checkpoints and the non-finite-loss guard. `fresh` makes the
+/// initial state of a new run; `batch(step)` gives the training batch of a step.
+pub fn train_loop(
+    spec: &LoopSpec,
+    opts: &TrainOptions,
+    fresh: impl FnOnce() -> Result<TrainState>,
+    mut batch: impl FnMut(u64) -> Result<Vec<f64>>,
+) -> Result<LoopOutcome> {
     let dir = &opts.dir;
     let ckpt_path = dir.join(files::CHECKPOINT);
     let metrics_path = dir.join(files::METRICS);
-    let device = cfg.backend.device()?;
+    let device = &spec.device;
     let (mut state, mut train_seconds) = if opts.resume {
         if !ckpt_path.exists() {
             bail!(
@@ -195,45 +230,41 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
             );
         }
         let (mut state, _, secs) = checkpoint::load(&ckpt_path)?;
-        if let Some(diff) = cfg.arch.difference(&state.arch) {
+        if let Some(diff) = spec.arch.difference(&state.arch) {
             bail!(
                 "cannot resume {}: the requested architecture differs from the checkpoint's ({diff}); \
                  drop the conflicting flags or start a new run",
                 dir.display()
             );
         }
-        state.opt_flow.cfg = cfg.hyper.flow_opt;
-        state.opt_score.cfg = cfg.hyper.score_opt;
-        state.ema.decay = cfg.hyper.ema_decay;
+        state.opt_flow.cfg = spec.hyper.flow_opt;
+        state.opt_score.cfg = spec.hyper.score_opt;
+        state.ema.decay = spec.hyper.ema_decay;
         truncate_metrics(&metrics_path, state.step)?;
         eprintln!("resuming {} at step {}", dir.display(), state.step);
         (state, secs)
     } else {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating run folder {}", dir.display()))?;
-        let state = TrainState::new(&cfg.arch, &cfg.hyper)?;
+        let state = fresh()?;
         indm::weights::write_atomic(&metrics_path, format!("{METRICS_HEADER}\n").as_bytes())?;
         (state, 0.0)
     };
-    indm::weights::write_atomic(&dir.join(files::CONFIG), cfg.to_toml()?.as_bytes())?;
+    indm::weights::write_atomic(&dir.join(files::CONFIG), spec.config_toml.as_bytes())?;
     eprintln!(
-        "training INDM: {}, {} steps, batch {}, seed {}, backend {}",
-        describe(cfg),
-        cfg.steps,
-        cfg.hyper.batch,
-        cfg.hyper.seed,
-        cfg.backend.name()
+        "training INDM: {}, {} steps, batch {}, seed {}",
+        spec.description, spec.steps, spec.hyper.batch, spec.hyper.seed,
     );
 
     let start_step = state.step;
     let last_step = match opts.stop_after {
-        Some(k) => cfg.steps.min(start_step + k),
-        None => cfg.steps,
+        Some(k) => spec.steps.min(start_step + k),
+        None => spec.steps,
     };
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(cfg.steps)
+        ProgressBar::new(spec.steps)
     };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps | {msg} | {per_sec} | ETA {eta}")
@@ -249,21 +280,19 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
     let started = Instant::now();
     let mut session_seconds = 0.0;
     let save = |state: &TrainState, session: f64| {
-        checkpoint::save(&ckpt_path, state, &cfg.hyper, train_seconds + session)
+        checkpoint::save(&ckpt_path, state, spec.hyper, train_seconds + session)
     };
     // Test hook: poison the batch at one step to exercise the non-finite-loss path for real.
     let inject_nan: Option<u64> = std::env::var("INDM_INJECT_NAN_AT_STEP")
         .ok()
         .and_then(|v| v.parse().ok());
     while state.step < last_step {
-        let mut x = cfg
-            .dataset
-            .sample(cfg.hyper.batch, cfg.hyper.seed, state.step, Stream::Data);
+        let mut x = batch(state.step)?;
         if inject_nan == Some(state.step) {
             x[0] = f64::NAN;
         }
         let t0 = Instant::now();
-        let m = match train_step(&mut state, &cfg.hyper, &x, &device) {
+        let m = match train_step(&mut state, spec.hyper, &x, device) {
             Ok(m) => m,
             Err(e @ IndmError::NonFinite { .. }) => {
                 bar.abandon();
@@ -282,7 +311,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         session_seconds += t0.elapsed().as_secs_f64();
         smooth = Some(smooth.map_or(m.nelbo, |s| 0.98 * s + 0.02 * m.nelbo));
         window.push(m);
-        if state.step % cfg.log_every == 0 || state.step == last_step {
+        if state.step % spec.log_every == 0 || state.step == last_step {
             let k = window.len() as f64;
             let avg = |f: fn(&StepMetrics) -> f64| window.iter().map(f).sum::<f64>() / k;
             writeln!(
@@ -300,7 +329,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
             bar.set_message(format!("loss {:.3}", smooth.unwrap_or(f64::NAN)));
         }
         bar.set_position(state.step);
-        if state.step % cfg.checkpoint_every == 0 || state.step == last_step {
+        if state.step % spec.checkpoint_every == 0 || state.step == last_step {
             metrics_file.flush()?;
             save(&state, session_seconds)?;
         }
@@ -314,14 +343,50 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
         0.0
     };
     eprintln!(
-        "trained {steps_done} steps in {:.1} s ({steps_per_second:.1} steps/s; wall {:.1} s)",
+        "trained {steps_done} steps in {:.1} s ({steps_per_second:.2} steps/s; wall {:.1} s)",
         session_seconds,
         started.elapsed().as_secs_f64()
     );
+    Ok(LoopOutcome {
+        state,
+        train_seconds,
+        steps_per_second,
+    })
+}
+
+/// Trains (or resumes), evaluates and writes every file of the run. Returns the summary
+/// (`None` when `stop_after` ended the session early or evaluation was skipped).
+pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<Option<Summary>> {
+    cfg.validate()?;
+    let spec = LoopSpec {
+        arch: &cfg.arch,
+        hyper: &cfg.hyper,
+        steps: cfg.steps,
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: cfg.log_every,
+        device: cfg.backend.device()?,
+        config_toml: cfg.to_toml()?,
+        description: format!("{}, backend {}", describe(cfg), cfg.backend.name()),
+    };
+    let LoopOutcome {
+        state,
+        train_seconds,
+        steps_per_second,
+    } = train_loop(
+        &spec,
+        opts,
+        || Ok(TrainState::new(&cfg.arch, &cfg.hyper)?),
+        |step| {
+            Ok(cfg
+                .dataset
+                .sample(cfg.hyper.batch, cfg.hyper.seed, step, Stream::Data))
+        },
+    )?;
     if state.step < cfg.steps {
         return Ok(None);
     }
 
+    let dir = &opts.dir;
     let mut meta = BTreeMap::new();
     meta.insert("indm.dataset".to_string(), cfg.dataset.name().to_string());
     meta.insert("indm.seed".to_string(), cfg.hyper.seed.to_string());
