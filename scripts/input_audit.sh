@@ -54,7 +54,20 @@ EOF
 printf 'steps = "many"\n' >"$work/wrong-type.toml"
 printf 'stepz = 100\n' >"$work/unknown-key.toml"
 printf 'steps = [1,\n' >"$work/syntax.toml"
-mkdir -p "$work/empty-run"
+mkdir -p "$work/empty-run" "$work/empty-data/train/cat" "$work/bad-images/train/cat" "$work/bad-images/test/cat"
+printf 'GIF89a but not really' >"$work/bad-images/train/cat/broken.png"
+printf 'GIF89a but not really' >"$work/bad-images/test/cat/broken.png"
+mkdir -p "$work/one-cat/train/cat" "$work/one-cat/test/cat"
+python3 - "$work/one-cat" <<'PNG'
+import struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+rows = b"".join(b"\0" + bytes(v for x in range(32) for v in (x * 8, y * 8, 128)) for y in range(32))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 2, 0, 0, 0)) \
+    + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+for split in ("train", "test"):
+    open(f"{sys.argv[1]}/{split}/cat/0.png", "wb").write(png)
+PNG
 
 fail=0
 row() { # entry | bad input | command...
@@ -103,6 +116,11 @@ row "trainer sample --count" "zero samples" "$trainer" sample --run "$work/run" 
 row "trainer nll --trace" "unknown estimator" "$trainer" nll --run "$work/run" --trace magic
 row "trainer nll --tol" "negative tolerance" "$trainer" nll --run "$work/run" --tol -1
 row "trainer bench-sample --particles" "zero particles" "$trainer" bench-sample --particles 0
+row "trainer train --data" "missing folder" "$trainer" train --data "$work/no-such-data" --class cat --steps 1 --out "$work/o9"
+row "trainer train --data" "empty class folder" "$trainer" train --data "$work/empty-data" --class cat --steps 1 --out "$work/o10"
+row "trainer train --data" "only undecodable files" "$trainer" train --data "$work/bad-images" --class cat --steps 1 --out "$work/o11"
+row "trainer train --class" "class not in the folder" "$trainer" train --data "$work/one-cat" --class horse --steps 1 --out "$work/o12"
+row "trainer translate --source" "not a run folder" "$trainer" translate --source "$work/empty-run" --target "$work/empty-run"
 row "indm-demo (URL state)" "model file missing" "$demo" --models "$work/nowhere" 'v=1&model=moons'
 echo
 echo "URL state of the browser demo: a malformed or hostile query is never an error; it falls"
