@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
 # Trains the browser demo's shipped 2D models and copies their weights to web/models/:
 # checkerboard, 8gaussians, moons, swissroll, each as INDM (coupling flow) and as the
-# identity-flow baseline, same seed and settings. A short budget (DEMO_STEPS, default
-# 3000 steps of batch 512, train only) keeps all eight at a few minutes on 2 cores;
-# the demo shows the models' behaviour, not their best likelihoods.
+# identity-flow baseline, same seed and settings: the trainer's default budget (DEMO_STEPS,
+# default 25 000 steps of batch 512, train only), so checkerboard-indm is the README's
+# default run. All eight take about 35 minutes on an idle 2-core machine (INDM ~6 min,
+# baseline ~2 min each). Shorter budgets visibly blur the samples (at 3000 steps the
+# checkerboard baseline is a fuzzy square), and the demo is where people look at them.
 #
 #   bash scripts/demo_models.sh              # all eight
 #   DEMO_STEPS=1000 bash scripts/demo_models.sh moons   # one data set, faster
+#   TRAINER=target/debug/trainer bash scripts/demo_models.sh   # an already built trainer
+#
+# The weights are committed in web/models/ (290 KB per INDM model, 145 KB per
+# baseline, 1.7 MB in all), so the demo and its tests work without training; web/tests/shipped_models.rs
+# says when they no longer match the architecture the trainer writes. The committed set was
+# trained with DEMO_STEPS=3000 (seed 0); retraining it at the default budget is still to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps="${DEMO_STEPS:-3000}"
+steps="${DEMO_STEPS:-25000}"
 seed="${DEMO_SEED:-0}"
 datasets=("$@")
 if [ ${#datasets[@]} -eq 0 ]; then datasets=(checkerboard 8gaussians moons swissroll); fi
 # The dev profile builds the model code and its dependencies at opt-level 3 (see
 # Cargo.toml), so the test build's binary trains at full speed.
-cargo build --locked -p trainer
-trainer="${CARGO_TARGET_DIR:-target}/debug/trainer"
+if [ -n "${TRAINER:-}" ]; then
+  trainer="$TRAINER"
+else
+  cargo build --locked -p trainer
+  trainer="${CARGO_TARGET_DIR:-target}/debug/trainer"
+fi
 mkdir -p web/models runs/demo
 start=$(date +%s)
 for d in "${datasets[@]}"; do

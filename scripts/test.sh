@@ -26,6 +26,9 @@ python3 tests/kill_resume.py --trials 20
 if [ "${INDM_SKIP_WEB:-0}" = "1" ]; then
   step "browser demo build and browser test: SKIPPED (INDM_SKIP_WEB=1)"
 else
+  step "cargo clippy -D warnings, wasm32 (the demo page's browser-only code)"
+  cargo clippy --locked -p web --target wasm32-unknown-unknown --all-targets -- -D warnings
+
   step "browser demo: trunk build --release (offline)"
   # trunk finds wasm-bindgen (0.2.130) and wasm-opt (npm binaryen 132) on PATH.
   export PATH="$PWD/tests/browser/node_modules/.bin:$PATH"
@@ -37,6 +40,7 @@ else
     "$((wasm_bytes + js_bytes))" "$(awk "BEGIN { print ($wasm_bytes + $js_bytes) / 1048576 }")" "$wasm_bytes" "$js_bytes" "$models_bytes"
 
   step "browser test (headless Chromium + playwright-core; WebGPU on SwiftShader and the CPU fallback)"
+  # Screenshots, the exported PNG and WebM go to tests/browser/artifacts/ (git-ignored).
   # The native reference binary (same features as the test build above: no rebuild).
   cargo build --locked --workspace --bins
   node tests/browser/demo.test.mjs --dist dist \

@@ -27,7 +27,7 @@ pub const CPU_DEFAULT_PARTICLES: u32 = 1_000;
 /// Most particles the CPU fallback runs (larger requests are clamped, with a notice).
 pub const CPU_MAX_PARTICLES: u32 = 5_000;
 /// Most recorded states of a run (the trajectory buffer has one slot per state).
-pub const MAX_RECORDED: usize = 200;
+pub const MAX_RECORDED: usize = 100;
 /// Seed stream step of the data points that forward runs and SDEdit starts from.
 const DATA_STEP: u64 = 0;
 
@@ -240,6 +240,64 @@ pub fn forward(arch: &Architecture, cfg: &SamplerConfig, t_end: f64) -> Result<P
         steps,
         seed: cfg.seed,
     })
+}
+
+/// The part of the plane a panel shows: centre `(cx, cy)` and half-width (the panels are
+/// square).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Centre, x.
+    pub cx: f64,
+    /// Centre, y.
+    pub cy: f64,
+    /// Half the side.
+    pub half: f64,
+}
+
+impl Window {
+    /// The square that holds all but the outer 2.5 % of `pts` (interleaved `x, y`) on
+    /// each side of each axis, with a 15 % margin (robust to a flow's heavy tails: some
+    /// trained flows send a few points very far out).
+    pub fn covering(pts: &[f64]) -> Window {
+        let q = |axis: usize| {
+            let mut v: Vec<f64> = pts
+                .iter()
+                .skip(axis)
+                .step_by(2)
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            if v.is_empty() {
+                return (-1.0, 1.0);
+            }
+            v.sort_by(f64::total_cmp);
+            let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+            (at(0.025), at(0.975))
+        };
+        let ((x0, x1), (y0, y1)) = (q(0), q(1));
+        Window {
+            cx: 0.5 * (x0 + x1),
+            cy: 0.5 * (y0 + y1),
+            half: (0.575 * (x1 - x0).max(y1 - y0)).max(0.5),
+        }
+    }
+}
+
+/// Windows of the data panel and the latent panel for a model: they hold the data set
+/// and the prior, each seen in both spaces (`x`, `h(x)`; `z ~ N(0, I)`, `h^{-1}(z)`),
+/// so a whole run, either way, stays in view. Fixed per model (not per run), so that
+/// changing the sampler or seed does not move the picture.
+pub fn panel_windows(model: &CpuModel, dataset: &str) -> Result<[Window; 2], SimError> {
+    const POINTS: usize = 4000;
+    let data = Toy2d::from_name(dataset)?.sample(POINTS / 2, 0, 1, Stream::TestData);
+    let prior = indm::rng::Counter::new(0, Stream::SamplePrior, u64::MAX).normals(POINTS);
+    let (latent_data, _) = model.flow.forward(&data);
+    let data_prior = model.flow.inverse(&prior);
+    let join = |a: &[f64], b: &[f64]| [a, b].concat();
+    Ok([
+        Window::covering(&join(&data, &data_prior)),
+        Window::covering(&join(&latent_data, &prior)),
+    ])
 }
 
 /// A plan executed on the CPU in `f64`, a few steps at a time (for animation).
@@ -490,7 +548,10 @@ mod tests {
         run.run_to_end(&m);
         let st = point_stats(run.traj_z.last().unwrap());
         assert!(st.mean.iter().all(|v| v.abs() < 0.08), "{st:?}");
-        assert!((st.cov[0] - 1.0).abs() < 0.1 && (st.cov[2] - 1.0).abs() < 0.1, "{st:?}");
+        assert!(
+            (st.cov[0] - 1.0).abs() < 0.1 && (st.cov[2] - 1.0).abs() < 0.1,
+            "{st:?}"
+        );
         assert!(st.cov[1].abs() < 0.08, "{st:?}");
         // And it starts from the data set itself (identity flow: latent = data).
         let d0 = point_stats(&run.traj_z[0]);
@@ -516,6 +577,21 @@ mod tests {
             let k = record_every(steps);
             assert!(steps / k + 3 <= MAX_RECORDED + 1, "{steps}: every {k}");
         }
+    }
+
+    #[test]
+    fn windows_hold_the_data_and_the_prior() {
+        let w = Window::covering(&[-1.0, 0.0, 3.0, 2.0, f64::NAN, f64::INFINITY]);
+        assert_eq!((w.cx, w.cy), (1.0, 1.0));
+        assert!((w.half - 2.3).abs() < 1e-12, "{w:?}");
+        let m = model(FlowChoice::Baseline);
+        let [d, z] = panel_windows(&m, "checkerboard").unwrap();
+        // Identity flow: both panels show the same square, around [-4, 4]^2.
+        assert_eq!(d, z);
+        assert!(
+            d.cx.abs() < 0.2 && d.cy.abs() < 0.2 && (4.0..5.0).contains(&d.half),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub const DATASETS: [&str; 4] = ["checkerboard", "8gaussians", "moons", "swissro
 pub enum View {
     /// Particles in data and latent space.
     TwoD,
-    /// Image translation (not available yet: parsed, then replaced by the 2D view).
+    /// Image translation (the page shows that its models are not shipped yet).
     Image,
 }
 

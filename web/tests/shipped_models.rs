@@ -9,13 +9,40 @@ use indm::rng::Stream;
 use web::sim::{self, CpuRun};
 use web::state::{DATASETS, FlowChoice, Sampler, State};
 
+/// `web/models`, or `$INDM_DEMO_MODELS` (to check another set of weights).
 fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+    std::env::var_os("INDM_DEMO_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
+
+/// Fraction of `pts` where the data set's true density is at least its 10 % quantile
+/// over the data itself (90 % of real data points pass). A blurred or untrained model
+/// scores low even when its mean and covariance are right: a uniform square has the
+/// checkerboard's covariance but puts only half its points on the board.
+fn on_support(d: Toy2d, pts: &[f64]) -> f64 {
+    let logp = |p: &[f64]| -> Vec<f64> {
+        p.chunks_exact(2)
+            .map(|q| {
+                d.log_density(q[0], q[1])
+                    .expect("the demo's data sets have densities")
+            })
+            .collect()
+    };
+    let mut real = logp(&d.sample(2000, 11, 0, Stream::TestData));
+    real.sort_by(f64::total_cmp);
+    let threshold = real[real.len() / 10];
+    let got = logp(pts);
+    got.iter().filter(|&&v| v >= threshold).count() as f64 / got.len() as f64
+}
+
+/// Least fraction of a shipped model's samples on the data's support (see [`on_support`]).
+const MIN_ON_SUPPORT: f64 = 0.7;
 
 #[test]
 fn every_shipped_model_matches_the_current_architecture_and_samples_its_data() {
     let mut checked = 0;
+    let mut blurred = Vec::new();
     for d in DATASETS {
         for flow in [FlowChoice::Indm, FlowChoice::Baseline] {
             let rel = sim::model_path(d, flow);
@@ -51,7 +78,8 @@ fn every_shipped_model_matches_the_current_architecture_and_samples_its_data() {
             let mut run = CpuRun::new(&model, &prep);
             run.run_to_end(&model);
             let got = sim::point_stats(run.traj_x.last().unwrap());
-            let data = Toy2d::from_name(d).unwrap().sample(20_000, 5, 0, Stream::TestData);
+            let toy = Toy2d::from_name(d).unwrap();
+            let data = toy.sample(20_000, 5, 0, Stream::TestData);
             let want = sim::point_stats(&data);
             assert_eq!(got.non_finite, 0, "{d} {flow:?}: non-finite samples");
             let spread = (want.cov[0] + want.cov[2]).sqrt();
@@ -72,8 +100,23 @@ fn every_shipped_model_matches_the_current_architecture_and_samples_its_data() {
                     want.cov
                 );
             }
+            let frac = on_support(toy, run.traj_x.last().unwrap());
+            println!(
+                "{d} {flow:?}: {:.1} % of the samples on the data's support",
+                100.0 * frac
+            );
+            if frac < MIN_ON_SUPPORT {
+                blurred.push(format!("{d} {flow:?}: {:.1} %", 100.0 * frac));
+            }
             checked += 1;
         }
     }
+    assert!(
+        blurred.is_empty(),
+        "samples too far off the data (less than {:.0} % where 90 % of the data lies): {}; \
+         undertrained or stale weights",
+        100.0 * MIN_ON_SUPPORT,
+        blurred.join(", ")
+    );
     assert_eq!(checked, 8);
 }

@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::{AppError, Frame, Panel, Timing};
-use crate::sim::{self, CpuRun, Prepared};
+use crate::sim::{self, CpuRun, Prepared, Window};
 use crate::state::State;
 
 /// Colour buckets (particles are drawn bucket by bucket: one fill style each).
@@ -21,6 +21,7 @@ const FRAME_BUDGET_MS: f64 = 25.0;
 
 struct Run {
     model: Rc<CpuModel>,
+    windows: [Window; 2],
     run: CpuRun,
     prep: Prepared,
     bucket: Vec<u8>,
@@ -33,7 +34,7 @@ struct Run {
 pub struct CpuView {
     ctx2d: CanvasRenderingContext2d,
     size: (u32, u32),
-    models: HashMap<String, Rc<CpuModel>>,
+    models: HashMap<String, (Rc<CpuModel>, [Window; 2])>,
     run: Option<Run>,
 }
 
@@ -63,18 +64,20 @@ impl CpuView {
         particles: u32,
     ) -> Result<Prepared, AppError> {
         self.run = None;
-        let model = match self.models.get(file) {
+        let (model, windows) = match self.models.get(file) {
             Some(m) => m.clone(),
             None => {
                 let m = Rc::new(sim::cpu_model(bytes, file, state.flow)?);
-                self.models.insert(file.to_string(), m.clone());
-                m
+                let windows = sim::panel_windows(&m, state.model)?;
+                self.models.insert(file.to_string(), (m.clone(), windows));
+                (m, windows)
             }
         };
         let prep = sim::prepare(&model.arch, state, particles)?;
         let run = CpuRun::new(&model, &prep);
         self.run = Some(Run {
             model,
+            windows,
             run,
             prep: prep.clone(),
             bucket: Vec::new(),
@@ -173,8 +176,7 @@ impl CpuView {
                 Panel::Data => &r.run.traj_x,
                 Panel::Latent => &r.run.traj_z,
             };
-            let (cx, cy, half) = panel.window();
-            let (cx, cy, half) = (cx as f64, cy as f64, half as f64);
+            let Window { cx, cy, half } = r.windows[p];
             let to_px = |x: f64, y: f64| {
                 (
                     p as f64 * pw + (x - cx) / half * pw / 2.0 + pw / 2.0,
@@ -188,7 +190,10 @@ impl CpuView {
                 for b in 0..BUCKETS {
                     c.set_stroke_style_str(&bucket_colour(b, 0.25));
                     c.begin_path();
-                    for i in (0..n).step_by(stride).filter(|&i| r.bucket[i] as usize == b) {
+                    for i in (0..n)
+                        .step_by(stride)
+                        .filter(|&i| r.bucket[i] as usize == b)
+                    {
                         let (x, y) = to_px(traj[0][2 * i], traj[0][2 * i + 1]);
                         c.move_to(x, y);
                         for s in traj.iter().take(slot + 1).skip(1) {

@@ -87,17 +87,32 @@ pub fn show_state(s: &State) {
     }
 }
 
-/// The query the controls describe (`flow` comes from the current state: it is a
-/// toggle, not a control value).
-pub fn controls_query(flow: state::FlowChoice) -> String {
+/// Shows the 2D view or the translation view (the latter only says that the image
+/// models are not shipped yet), and marks the active tab.
+pub fn show_view(v: state::View) {
+    let image = v == state::View::Image;
+    set_visible("view-2d-panel", !image);
+    set_visible("image-view", image);
+    for (id, on) in [("view-2d", !image), ("view-image", image)] {
+        if let Ok(b) = get::<HtmlElement>(id) {
+            let _ = b.class_list().toggle_with_force("active", on);
+            let _ = b.set_attribute("aria-pressed", if on { "true" } else { "false" });
+        }
+    }
+}
+
+/// The query the controls describe (`view` and `flow` come from the current state:
+/// they are toggles, not control values).
+pub fn controls_query(view: state::View, flow: state::FlowChoice) -> String {
     let enc = |id: &str| {
         js_sys::encode_uri_component(&value(id))
             .as_string()
             .unwrap_or_default()
     };
     format!(
-        "v={}&view=2d&model={}&flow={}&sampler={}&steps={}&seed={}&temp={}&t0={}&dir={}&n={}",
+        "v={}&view={}&model={}&flow={}&sampler={}&steps={}&seed={}&temp={}&t0={}&dir={}&n={}",
         state::VERSION,
+        view.name(),
         enc("model"),
         flow.name(),
         enc("sampler"),
@@ -155,4 +170,19 @@ pub fn publish_state(s: &State) {
         a.set_href(&url);
         a.set_text_content(Some(&url));
     }
+}
+
+/// Replaces `canvas` with a fresh copy (same id, size and attributes) and returns it.
+pub fn replace_canvas(
+    canvas: &web_sys::HtmlCanvasElement,
+) -> Result<web_sys::HtmlCanvasElement, AppError> {
+    let fresh: web_sys::HtmlCanvasElement = canvas
+        .clone_node_with_deep(false)
+        .map_err(|e| AppError::Page(super::js_err(e)))?
+        .dyn_into()
+        .map_err(|_| AppError::Page("canvas copy is not a canvas".into()))?;
+    canvas
+        .replace_with_with_node_1(&fresh)
+        .map_err(|e| AppError::Page(super::js_err(e)))?;
+    Ok(fresh)
 }

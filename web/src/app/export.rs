@@ -28,7 +28,10 @@ fn download(blob: &Blob, name: &str) {
     let _ = js_sys::Reflect::set(&info, &"size".into(), &blob.size().into());
     let _ = js_sys::Reflect::set(&info, &"type".into(), &blob.type_().into());
     let _ = js_sys::Reflect::set(&dom::window(), &"indmLastExport".into(), &info);
-    dom::set_text("export-status", &format!("saved {name} ({:.0} KB)", blob.size() / 1024.0));
+    dom::set_text(
+        "export-status",
+        &format!("saved {name} ({:.0} KB)", blob.size() / 1024.0),
+    );
 }
 
 /// Saves the canvas as a PNG (call right after rendering, in the same task).
@@ -38,11 +41,17 @@ pub fn png(canvas: &HtmlCanvasElement, name: &str) {
         if let Some(b) = blob.dyn_ref::<Blob>() {
             download(b, &name);
         } else {
-            dom::set_text("export-status", "PNG export failed: the canvas gave no image");
+            dom::set_text(
+                "export-status",
+                "PNG export failed: the canvas gave no image",
+            );
         }
     });
     if let Err(e) = canvas.to_blob(cb.unchecked_ref()) {
-        dom::set_text("export-status", &format!("PNG export failed: {}", js_err(e)));
+        dom::set_text(
+            "export-status",
+            &format!("PNG export failed: {}", js_err(e)),
+        );
     }
 }
 

@@ -3,15 +3,17 @@
 //! pipeline (`shaders/particles2d.wgsl`) draws both panels straight from the
 //! trajectory storage buffers. The only readback is the last state, once, at the end.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 use indm::gpu::shaders::PARTICLES2D_MODULE;
 use indm::gpu::{FlowDirection, GpuContext, GpuModel2d, PlanRun};
 
-use super::{AppError, Frame, Panel, Timing};
-use crate::sim::{self, Prepared};
+use super::{AppError, Frame, Timing};
+use crate::sim::{self, Prepared, Window};
 use crate::state::State;
 
 /// The `View` uniform of `particles2d.wgsl`.
@@ -29,8 +31,31 @@ const TRAILS: u32 = 400;
 /// Target GPU time per frame when choosing how many plan steps to submit.
 const FRAME_BUDGET_MS: f64 = 30.0;
 
+thread_local! {
+    /// The first device loss or uncaptured WebGPU error (set by the device's callbacks).
+    static FAULT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn record_fault(msg: String) {
+    web_sys::console::error_1(&msg.clone().into());
+    FAULT.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.is_none() {
+            *f = Some(msg);
+        }
+    });
+}
+
+/// Why the WebGPU device can no longer be used (lost, or an uncaptured error), if it
+/// cannot. Once set, nothing may touch the device again: wgpu's web backend panics
+/// when it creates a buffer on a lost device.
+pub fn fault() -> Option<String> {
+    FAULT.with(|f| f.borrow().clone())
+}
+
 struct Run {
     model: Rc<GpuModel2d>,
+    windows: [Window; 2],
     run: PlanRun,
     prep: Prepared,
     records: Vec<bool>,
@@ -54,13 +79,21 @@ pub struct GpuView {
     trails: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     uniforms: [wgpu::Buffer; 2],
-    models: HashMap<String, Rc<GpuModel2d>>,
+    models: HashMap<String, (Rc<GpuModel2d>, [Window; 2])>,
     run: Option<Run>,
 }
 
 impl GpuView {
     /// Sets up rendering into `canvas` with the device of `ctx`.
     pub fn new(ctx: GpuContext, canvas: web_sys::HtmlCanvasElement) -> Result<Self, AppError> {
+        // Without these, wgpu panics on the first uncaptured error; with them the page
+        // switches to the CPU fallback and says why.
+        ctx.device.set_device_lost_callback(|reason, msg| {
+            record_fault(format!("the WebGPU device was lost ({reason:?}: {msg})"));
+        });
+        ctx.device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            record_fault(format!("WebGPU error: {e}"))
+        }));
         let size = (canvas.width(), canvas.height());
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let surface = instance
@@ -155,7 +188,11 @@ impl GpuView {
                     cache: None,
                 })
         };
-        let points = pipeline("vs_point", "fs_point", wgpu::PrimitiveTopology::TriangleList);
+        let points = pipeline(
+            "vs_point",
+            "fs_point",
+            wgpu::PrimitiveTopology::TriangleList,
+        );
         let trails = pipeline("vs_trail", "fs_trail", wgpu::PrimitiveTopology::LineList);
         let uniform = || {
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -188,13 +225,19 @@ impl GpuView {
         particles: u32,
     ) -> Result<Prepared, AppError> {
         self.run = None;
-        let model = match self.models.get(file) {
+        if let Some(why) = fault() {
+            return Err(AppError::Gpu(why));
+        }
+        let (model, windows) = match self.models.get(file) {
             Some(m) => m.clone(),
             None => {
+                // The f64 model too, once: the panels' windows come from its flow.
+                let cpu = sim::cpu_model(bytes, file, state.flow)?;
+                let windows = sim::panel_windows(&cpu, state.model)?;
                 let m = Rc::new(GpuModel2d::from_bytes(&self.ctx, bytes, file)?);
                 sim::check_flow(&m.arch, file, state.flow)?;
-                self.models.insert(file.to_string(), m.clone());
-                m
+                self.models.insert(file.to_string(), (m.clone(), windows));
+                (m, windows)
             }
         };
         let prep = sim::prepare(&model.arch, state, particles)?;
@@ -210,15 +253,7 @@ impl GpuView {
                 let src = ctx.storage_f32("data start", &xf)?;
                 let z0 = ctx.storage_zeroed("latent start", len)?;
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
-                model.encode_flow(
-                    ctx,
-                    &mut enc,
-                    FlowDirection::Forward,
-                    &src,
-                    &z0,
-                    &logdet,
-                    n,
-                )?;
+                model.encode_flow(ctx, &mut enc, FlowDirection::Forward, &src, &z0, &logdet, n)?;
                 ctx.queue.submit([enc.finish()]);
                 Some(z0)
             }
@@ -253,6 +288,7 @@ impl GpuView {
         ];
         self.run = Some(Run {
             model,
+            windows,
             records: prep.records(),
             prep: prep.clone(),
             run,
@@ -275,6 +311,9 @@ impl GpuView {
         let Some(r) = self.run.as_mut() else {
             return Ok(None);
         };
+        if let Some(why) = fault() {
+            return Err(AppError::Gpu(why));
+        }
         let ctx = &self.ctx;
         let n = r.run.particles();
         let bytes = 8 * n as u64;
@@ -359,10 +398,12 @@ impl GpuView {
 
     /// Draws both panels at trajectory position `frame`.
     pub fn render(&self, frame: &Frame) {
+        if fault().is_some() {
+            return;
+        }
         let Ok(tex) = (match self.surface.get_current_texture() {
-            wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => {
-                Ok(t)
-            }
+            wgpu::CurrentSurfaceTexture::Success(t)
+            | wgpu::CurrentSurfaceTexture::Suboptimal(t) => Ok(t),
             _ => Err(()),
         }) else {
             return;
@@ -397,8 +438,8 @@ impl GpuView {
                 let (slot, next, frac) = frame.slots(last);
                 let stride = n.div_ceil(TRAILS).max(1);
                 let (w, h) = (self.size.0 as f32 / 2.0, self.size.1 as f32);
-                for (p, panel) in [Panel::Data, Panel::Latent].into_iter().enumerate() {
-                    let (cx, cy, half) = panel.window();
+                for (p, win) in r.windows.iter().enumerate() {
+                    let (cx, cy, half) = (win.cx as f32, win.cy as f32, win.half as f32);
                     let u = ViewUniform {
                         xform: [cx, cy, 1.0 / half, 1.0 / half],
                         px: [2.0 / w, 2.0 / h, frame.point_px, 0.85],

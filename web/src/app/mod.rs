@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::sim::{self, PointStats, RunReport, SimError};
-use crate::state::{self, Direction, FlowChoice, Notice, State, View};
+use crate::state::{self, Direction, FlowChoice, State, View};
 
 /// Background colour of both panels (linear RGB in 0..1).
 pub const BG: [f64; 3] = [0.055, 0.063, 0.086];
@@ -68,16 +68,6 @@ pub enum Panel {
     Data,
     /// Latent space `z`.
     Latent,
-}
-
-impl Panel {
-    /// Centre and half-width of the panel's window onto the plane.
-    pub fn window(self) -> (f32, f32, f32) {
-        match self {
-            Panel::Data => (0.0, 0.0, 4.5),
-            Panel::Latent => (0.0, 0.0, 4.0),
-        }
-    }
 }
 
 /// What to draw: a fractional position along the recorded states.
@@ -202,6 +192,7 @@ impl Backend {
 #[derive(Clone, Debug)]
 enum Ev {
     Settings,
+    View(View),
     Flow(FlowChoice),
     RandomSeed,
     PlayPause,
@@ -291,23 +282,16 @@ fn expose_stats(report: &RunReport) {
 }
 
 async fn run() -> Result<(), AppError> {
-    let canvas: web_sys::HtmlCanvasElement = dom::get("view")?;
+    let mut canvas: web_sys::HtmlCanvasElement = dom::get("view")?;
     let search = dom::window().location().search().unwrap_or_default();
     let (mut st, parse_notices) = state::parse(&search);
     let mut link_notices = dom::notice_lines(&parse_notices);
-    if st.view == View::Image {
-        st.view = View::TwoD;
-        link_notices.push(format!(
-            "Link: {}",
-            Notice::Replaced {
-                key: "view",
-                detail: "image translation is not in this build yet; showing the 2D view".into(),
-            }
-        ));
-    }
+    // The translation view has no models to run yet: it shows a plain card saying so,
+    // and the 2D view stays one click away (the link keeps `view=image`).
+    dom::show_view(st.view);
     let mut backend_notice = Vec::new();
     dom::set_text("status", "looking for WebGPU…");
-    let (mut backend, adapter) = match browser_adapter().await {
+    let (mut backend, mut adapter) = match browser_adapter().await {
         Ok(desc) => match indm::gpu::GpuContext::new().await {
             Ok(ctx) => {
                 let name = format!("{desc} — {}", ctx.describe());
@@ -331,12 +315,12 @@ async fn run() -> Result<(), AppError> {
                 "WebGPU is not available: {reason}. Running on the CPU instead (in wasm), with fewer particles."
             ));
             (
-                    Backend::Cpu(Box::new(cpu::CpuView::new(&canvas)?)),
-                    "CPU (wasm, f64)".into(),
-                )
+                Backend::Cpu(Box::new(cpu::CpuView::new(&canvas)?)),
+                "CPU (wasm, f64)".into(),
+            )
         }
     };
-    let is_cpu = matches!(backend, Backend::Cpu(_));
+    let mut is_cpu = matches!(backend, Backend::Cpu(_));
     dom::set_visible("fallback", is_cpu);
     if let Some(line) = backend_notice.first() {
         dom::set_text("fallback", line);
@@ -368,6 +352,9 @@ async fn run() -> Result<(), AppError> {
         &queue,
         Ev::Flow(FlowChoice::Baseline),
     );
+    listen("view-2d", "click", &queue, Ev::View(View::TwoD));
+    listen("back-2d", "click", &queue, Ev::View(View::TwoD));
+    listen("view-image", "click", &queue, Ev::View(View::Image));
     listen("random-seed", "click", &queue, Ev::RandomSeed);
     listen("play", "click", &queue, Ev::PlayPause);
     listen("scrub", "input", &queue, Ev::Scrub);
@@ -388,16 +375,50 @@ async fn run() -> Result<(), AppError> {
     let mut finished = false;
     let mut run_notices: Vec<String> = Vec::new();
     let mut current: Option<(State, sim::Prepared)> = None;
+    // What the canvas shows (see the end of the loop), and a counter of started runs.
+    let mut drawn: Option<(f64, bool, Option<usize>, u64, bool)> = None;
+    let mut runs: u64 = 0;
     loop {
         next_frame().await;
+        if let (Backend::Gpu(_), Some(why)) = (&backend, gpu::fault()) {
+            // The device is gone: continue on the CPU, on a fresh canvas (a canvas that
+            // had a WebGPU context cannot give a 2D one).
+            canvas = dom::replace_canvas(&canvas)?;
+            backend = Backend::Cpu(Box::new(cpu::CpuView::new(&canvas)?));
+            is_cpu = true;
+            frame.point_px = 1.2;
+            recorder = None;
+            backend_notice = vec![format!(
+                "WebGPU stopped working ({why}). Running on the CPU instead (in wasm), with fewer particles."
+            )];
+            dom::set_text("fallback", &backend_notice[0]);
+            dom::set_visible("fallback", true);
+            dom::set_text("adapter", "CPU (wasm, f64)");
+            adapter = "CPU (wasm, f64)".into();
+            let _ = js_sys::Reflect::set(
+                &dom::window(),
+                &"indmBackend".into(),
+                &backend.name().into(),
+            );
+            if st.particles.is_some_and(|n| n > sim::CPU_MAX_PARTICLES) {
+                st.particles = None;
+            }
+            restart = true;
+        }
         let now = dom::now_ms();
         let dt = (now - last_t).min(100.0);
         last_t = now;
         let events: Vec<Ev> = queue.borrow_mut().drain(..).collect();
         for ev in events {
             match ev {
+                Ev::View(v) => {
+                    st.view = v;
+                    drawn = None;
+                    dom::show_view(v);
+                    dom::publish_state(&st);
+                }
                 Ev::Settings => {
-                    let (s, n) = state::parse(&dom::controls_query(st.flow));
+                    let (s, n) = state::parse(&dom::controls_query(st.view, st.flow));
                     link_notices = n.iter().map(|n| format!("Settings: {n}")).collect();
                     st = s;
                     restart = true;
@@ -449,6 +470,7 @@ async fn run() -> Result<(), AppError> {
         }
         if restart {
             restart = false;
+            runs += 1;
             finished = false;
             playing = false;
             frame.pos = 0.0;
@@ -492,8 +514,8 @@ async fn run() -> Result<(), AppError> {
                     dom::set_text("status", &format!("error: {e}"));
                 }
             }
-            let mut all = backend_notice.clone();
-            all.extend(link_notices.iter().cloned());
+            // The backend notice has its own banner (#fallback).
+            let mut all = link_notices.clone();
             all.extend(run_notices.iter().cloned());
             dom::show_notices(&all);
         }
@@ -548,7 +570,20 @@ async fn run() -> Result<(), AppError> {
                 }
             }
         }
-        backend.render(&frame);
+        // Draw only when the picture changes (new states, the scrubber, trails, a new
+        // run): a still picture stays on the canvas, and software adapters spend most
+        // of their time drawing 2 x n points.
+        let key = (
+            frame.pos,
+            frame.trails,
+            backend.progress().map(|(_, _, rec)| rec),
+            runs,
+            is_cpu,
+        );
+        if st.view == View::TwoD && drawn.as_ref() != Some(&key) {
+            backend.render(&frame);
+            drawn = Some(key);
+        }
         update_readout(&backend, &frame, last, playing, &current);
     }
 }
@@ -590,12 +625,10 @@ fn update_readout(
         (Some(a), Some(c)) => a + frac as f64 * (c - a),
         _ => 0.0,
     };
-    let dir = current
-        .as_ref()
-        .map_or("", |(s, _)| match s.direction {
-            Direction::Reverse => "sampling (noise → data)",
-            Direction::Forward => "noising (data → noise)",
-        });
+    let dir = current.as_ref().map_or("", |(s, _)| match s.direction {
+        Direction::Reverse => "sampling (noise → data)",
+        Direction::Forward => "noising (data → noise)",
+    });
     dom::set_text("time", &format!("t = {t:.3} · {dir}"));
     if let (Some((done, total, _)), Some(tm), Some((_, prep))) = (b.progress(), b.timing(), current)
     {
