@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# Mesa's Vulkan loader warns once per device when this is unset (headless machines).
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 bash scripts/setup.sh
 
 step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }

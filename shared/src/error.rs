@@ -106,13 +106,14 @@ pub enum IndmError {
         reason: String,
     },
     /// An I/O error with the path involved.
-    #[error("{path}: {source}")]
+    // The cause is part of the message and deliberately not a `#[source]`: callers
+    // that print error chains (`{:#}`) would otherwise print it twice.
+    #[error("{path}: {cause}")]
     Io {
         /// Path involved.
         path: String,
         /// Underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -133,7 +134,7 @@ impl IndmError {
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         IndmError::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            cause: source,
         }
     }
 

@@ -178,16 +178,16 @@ pub struct TrainArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub batch: Option<i64>,
     /// Score-net learning rate (AdamW).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr_score: Option<f64>,
     /// Flow learning rate (AdamW).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr_flow: Option<f64>,
     /// Step type: joint or alternating.
     #[arg(long)]
     pub step_type: Option<String>,
     /// Seed of every random draw.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub seed: Option<u64>,
     /// Truncation time eps.
     #[arg(long)]
@@ -249,7 +249,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 5000, allow_hyphen_values = true)]
     pub count: i64,
     /// Seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
     /// Temperature multiplying the final latent.
     #[arg(long, default_value_t = 1.0)]
@@ -275,7 +275,7 @@ pub struct NllArgs {
     #[arg(long, default_value = "exact")]
     pub trace: String,
     /// RK45 tolerance (relative and absolute).
-    #[arg(long, default_value_t = 1e-6)]
+    #[arg(long, default_value_t = 1e-6, allow_hyphen_values = true)]
     pub tol: f64,
     /// Target standard error of the NELBO estimate (nats).
     #[arg(long, default_value_t = 0.015)]

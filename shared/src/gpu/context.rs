@@ -220,8 +220,10 @@ impl GpuContext {
 
     /// Refuses a storage buffer of `bytes` bytes that the adapter cannot bind.
     pub fn check_storage(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit =
-            (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
             return Err(IndmError::GpuLimit {
                 what: format!("{what} (bytes)"),

@@ -204,7 +204,7 @@ mod tests {
             let src = m.compose(m.example_header);
             let module = validate(m.name, &src).unwrap_or_else(|e| panic!("{e}"));
             assert!(
-                module.entry_points.iter().count() > 0,
+                !module.entry_points.is_empty(),
                 "{} has no entry point",
                 m.name
             );

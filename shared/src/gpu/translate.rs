@@ -8,7 +8,7 @@ use crate::sample::SamplerConfig;
 use crate::sample::plan::{self, Start};
 
 fn upload(ctx: &GpuContext, x: &[f32]) -> Result<(wgpu::Buffer, u32)> {
-    if x.is_empty() || x.len() % 2 != 0 {
+    if x.is_empty() || !x.len().is_multiple_of(2) {
         return Err(IndmError::invalid(
             "points",
             format!("{} values", x.len()),
