@@ -280,4 +280,10 @@ pub struct NllArgs {
     /// Target standard error of the NELBO estimate (nats).
     #[arg(long, default_value_t = 0.015)]
     pub nelbo_se: f64,
+    /// Image runs: test images of the NELBO (default: the run's setting).
+    #[arg(long, allow_hyphen_values = true)]
+    pub nelbo_images: Option<i64>,
+    /// Image runs: NELBO draws per test image (default: the run's setting).
+    #[arg(long, allow_hyphen_values = true)]
+    pub nelbo_draws: Option<i64>,
 }

@@ -382,9 +382,17 @@ fn image_nll_cmd(a: &NllArgs) -> Result<()> {
     let mut eval = cfg.eval.clone();
     eval.nll_images = positive("points", a.points)? as usize;
     eval.nll_tol = a.tol;
+    if let Some(n) = a.nelbo_images {
+        eval.nelbo_images = positive("nelbo-images", n)? as usize;
+    }
+    if let Some(n) = a.nelbo_draws {
+        eval.nelbo_draws = positive("nelbo-draws", n)? as usize;
+    }
     let test = crate::image_run::load_split(&cfg, "test")?;
     let lk = crate::image_run::likelihoods(&model, &test, cfg.scaling(), cfg.hyper.seed, &eval)?;
     let json = serde_json::json!({
+        "nelbo_images": eval.nelbo_images.min(test.len()),
+        "nelbo_draws_per_image": eval.nelbo_draws,
         "nelbo_bpd": lk.nelbo,
         "nelbo_terms_bpd": lk.terms,
         "nll_bpd": lk.nll.as_ref().map(|n| n.0),

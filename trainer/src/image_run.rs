@@ -66,8 +66,8 @@ pub struct ImageEvalConfig {
 impl Default for ImageEvalConfig {
     fn default() -> Self {
         ImageEvalConfig {
-            nelbo_images: 500,
-            nelbo_draws: 2,
+            nelbo_images: 1000,
+            nelbo_draws: 4,
             nll_images: 32,
             nll_tol: 1e-3,
             sample_count: 64,
