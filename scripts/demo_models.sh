@@ -36,11 +36,24 @@ for d in "${datasets[@]}"; do
     set -- $pair
     name="$d-$1"
     out="runs/demo/$name"
-    rm -rf "$out"
+    want="$d $2 vp $steps $seed"
     t0=$(date +%s)
-    "$trainer" train --dataset "$d" --flow "$2" --sde vp --steps "$steps" --seed "$seed" \
-      --skip-eval --quiet --out "$out" >"runs/demo/$name.log" 2>&1 \
-      || { cat "runs/demo/$name.log" >&2; exit 1; }
+    if [ -f "$out/done" ] && [ "$(cat "$out/done")" = "$want" ]; then
+      : # trained by an earlier, interrupted invocation
+    elif [ -f "$out/checkpoint.safetensors" ] && [ "$(cat "$out/settings" 2>/dev/null)" = "$want" ]; then
+      # Interrupted: continue from the last checkpoint (bit-identical to an uninterrupted run).
+      "$trainer" train --resume "$out" --steps "$steps" --skip-eval --quiet \
+        >>"runs/demo/$name.log" 2>&1 || { cat "runs/demo/$name.log" >&2; exit 1; }
+      echo "$want" >"$out/done"
+    else
+      rm -rf "$out"
+      mkdir -p "$out"
+      echo "$want" >"$out/settings"
+      "$trainer" train --dataset "$d" --flow "$2" --sde vp --steps "$steps" --seed "$seed" \
+        --skip-eval --quiet --out "$out" >"runs/demo/$name.log" 2>&1 \
+        || { cat "runs/demo/$name.log" >&2; exit 1; }
+      echo "$want" >"$out/done"
+    fi
     cp "$out/model.safetensors" "web/models/$name.safetensors"
     printf '%-24s %6d bytes  %4ds\n' "$name" "$(stat -c %s "web/models/$name.safetensors")" "$(( $(date +%s) - t0 ))"
   done

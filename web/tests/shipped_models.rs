@@ -37,9 +37,10 @@ fn on_support(d: Toy2d, pts: &[f64]) -> f64 {
 }
 
 /// Least fraction of a shipped model's samples on the data's support (see [`on_support`]).
-/// The committed set is short runs (`DEMO_STEPS=3000`; 62.9 %, 65.2 % and 69.0 % measured for
-/// the three weakest); raise it to 0.7 once all eight are retrained at the default budget.
-const MIN_ON_SUPPORT: f64 = 0.6;
+/// The committed set is trained at the default budget (25 000 steps, `scripts/demo_models.sh`):
+/// 80.1 % (8 gaussians INDM) to 91.4 % (checkerboard baseline) measured; 3000-step models
+/// measured 62.9 %, 65.2 % and 69.0 % for the three weakest and fail here.
+const MIN_ON_SUPPORT: f64 = 0.75;
 
 #[test]
 fn every_shipped_model_matches_the_current_architecture_and_samples_its_data() {
