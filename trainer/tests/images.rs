@@ -134,6 +134,17 @@ fn baseline_then_warm_started_indm_then_translation() {
     assert_eq!(s["steps"], 2);
     assert!(s["params_flow"].as_u64().unwrap() > 0);
     assert!(s["warm_start"].as_str().unwrap().contains("cat-id"));
+    // The resumed run ends with exactly the weights of an uninterrupted one.
+    let straight = d.join("dog-glow-straight");
+    let mut a = quick(data_s, "dog", straight.to_str().unwrap());
+    a.extend(["--warm-start", base.to_str().unwrap(), "--skip-eval"]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        weights(&straight) == weights(&indm),
+        "stop + resume changed the weights"
+    );
     // A warm start from a run with a flow is refused.
     let mut a = quick(data_s, "dog", "/nonexistent-out");
     a.extend(["--warm-start", indm.to_str().unwrap()]);
