@@ -7,11 +7,12 @@
 //! unit-tested natively and fuzzed.
 //!
 //! Format (version 1): `v=1&view=2d&model=checkerboard&flow=indm&sampler=em&steps=200&
-//! seed=0&temp=1&t0=1&dir=reverse&tdir=dog2cat&method=sdedit&it0=0.5` (`n` may be
+//! seed=0&temp=1&t0=1&dir=reverse&tdir=cat2dog&method=ddib&it0=0.3` (`n` may be
 //! absent: the backend's default), optionally `&isteps=<5..1000>` (translation steps;
 //! absent: the backend's default) and `&image=<gallery id>` (absent: the first gallery
-//! image of the source class). The translation keys are written in every view, so a
-//! link keeps them when the user switches views. Uploaded images are never in a link.
+//! image of the source class). The translation keys (`tdir`, `method`, `it0`) are
+//! written, in every view, where they differ from their defaults (`dog2cat`, `sdedit`,
+//! `0.5`). Uploaded images are never in a link.
 
 use std::fmt;
 
@@ -707,12 +708,18 @@ pub fn to_query(s: &State) -> String {
     if let Some(n) = s.particles {
         q.push_str(&format!("&n={n}"));
     }
-    q.push_str(&format!(
-        "&tdir={}&method={}&it0={}",
-        s.translate.direction.name(),
-        s.translate.method.name(),
-        s.translate.t0
-    ));
+    // The translation keys only where they differ from the defaults, so 2D links stay
+    // as short as they were.
+    let d = Translate::default();
+    if s.translate.direction != d.direction {
+        q.push_str(&format!("&tdir={}", s.translate.direction.name()));
+    }
+    if s.translate.method != d.method {
+        q.push_str(&format!("&method={}", s.translate.method.name()));
+    }
+    if s.translate.t0 != d.t0 {
+        q.push_str(&format!("&it0={}", s.translate.t0));
+    }
     if let Some(k) = s.translate.steps {
         q.push_str(&format!("&isteps={k}"));
     }
