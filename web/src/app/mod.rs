@@ -558,6 +558,9 @@ async fn run() -> Result<(), AppError> {
                         dom::set_text("translate-status", &format!("error: {e}"));
                     }
                 }
+                if let Some(w) = crate::translate::quality_warning(&st, steps) {
+                    image_notices.push(format!("Run: {w}"));
+                }
                 let mut all = link_notices.clone();
                 all.extend(image_notices.iter().cloned());
                 dom::show_notices(&all);
