@@ -107,8 +107,9 @@ pub fn latent_to_unit(z: &[f64]) -> Vec<f64> {
     z.iter().map(|v| 0.5 + v / 6.0).collect()
 }
 
-/// A decoded gallery (or any) image file to model values: decode, centre crop, resize to
-/// `SIZE`.
+/// An image file to model values with the image crate: decode, centre crop, resize to
+/// `SIZE` (the native reference; the page decodes with the browser's decoder, which gives
+/// the same pixels for the gallery's PNGs, so the image crate stays out of the wasm).
 pub fn image_file_to_model(bytes: &[u8], origin: &str) -> Result<Vec<f64>, SimError> {
     let d = decode(bytes, origin, &DecodeLimits::default())?;
     let rgb = crop_resize(&d.image.to_rgb8(), SIZE as u32);

@@ -164,26 +164,40 @@ pub async fn decode_upload(file: &web_sys::File) -> Result<Source, String> {
     if size == 0.0 {
         return Err(format!("'{}' is empty", file.name()));
     }
+    Ok(Source {
+        id: "upload".into(),
+        x: decode_blob(file, &file.name()).await?,
+    })
+}
+
+/// Decodes image file bytes (a gallery PNG) with the browser's decoder, as uploads are.
+pub async fn decode_bytes(bytes: &[u8], name: &str) -> Result<Vec<f64>, String> {
+    let parts = js_sys::Array::new();
+    parts.push(&js_sys::Uint8Array::from(bytes));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(js_err)?;
+    decode_blob(&blob, name).await
+}
+
+/// The browser's decoder on `blob`: no colour-space conversion and no premultiplied
+/// alpha (so an sRGB PNG gives its stored bytes, as the native decoder does), centre crop,
+/// resize to `SIZE` with smoothing, model values.
+async fn decode_blob(blob: &web_sys::Blob, name: &str) -> Result<Vec<f64>, String> {
+    let opts = web_sys::ImageBitmapOptions::new();
+    opts.set_color_space_conversion(web_sys::ColorSpaceConversion::None);
+    opts.set_premultiply_alpha(web_sys::PremultiplyAlpha::None);
     let promise = dom::window()
-        .create_image_bitmap_with_blob(file)
-        .map_err(|e| format!("'{}' cannot be decoded: {}", file.name(), js_err(e)))?;
+        .create_image_bitmap_with_blob_and_image_bitmap_options(blob, &opts)
+        .map_err(|e| format!("'{name}' cannot be decoded: {}", js_err(e)))?;
     let bitmap: web_sys::ImageBitmap = JsFuture::from(promise)
         .await
-        .map_err(|e| {
-            format!(
-                "'{}' cannot be decoded as an image ({})",
-                file.name(),
-                js_err(e)
-            )
-        })?
+        .map_err(|e| format!("'{name}' cannot be decoded as an image ({})", js_err(e)))?
         .dyn_into()
         .map_err(|_| "createImageBitmap did not give an ImageBitmap".to_string())?;
     let (w, h) = (bitmap.width(), bitmap.height());
     if w == 0 || h == 0 || w > MAX_UPLOAD_SIDE || h > MAX_UPLOAD_SIDE {
         bitmap.close();
         return Err(format!(
-            "'{}' is {w} x {h} pixels; the page takes images of 1 to {MAX_UPLOAD_SIDE} pixels a side",
-            file.name()
+            "'{name}' is {w} x {h} pixels; the page takes images of 1 to {MAX_UPLOAD_SIDE} pixels a side"
         ));
     }
     let doc = dom::document();
@@ -219,11 +233,7 @@ pub async fn decode_upload(file: &web_sys::File) -> Result<Source, String> {
     let data = ctx
         .get_image_data(0.0, 0.0, SIZE as f64, SIZE as f64)
         .map_err(js_err)?;
-    let x = translate::pixels_to_model(&data.data().0, 4).map_err(|e| e.to_string())?;
-    Ok(Source {
-        id: "upload".into(),
-        x,
-    })
+    translate::pixels_to_model(&data.data().0, 4).map_err(|e| e.to_string())
 }
 
 impl ImageView {
@@ -259,10 +269,11 @@ impl ImageView {
                 let id = translate::gallery_id(st);
                 let path = translate::gallery_path(&id);
                 let bytes = files.get(&path).await?;
-                Source {
-                    x: translate::image_file_to_model(&bytes, &path)?,
-                    id,
-                }
+                // The browser's decoder, as for uploads: the image crate's decoders stay
+                // out of the wasm bundle (the native reference decodes with them; the
+                // browser test checks both give the same pixels).
+                let x = decode_bytes(&bytes, &path).await.map_err(AppError::Page)?;
+                Source { x, id }
             }
         };
         put_pixels("img-source", &translate::model_to_unit(&source.x));
