@@ -112,6 +112,13 @@ async function openPage(ctx, url, label) {
   return { page, errors };
 }
 
+async function translateStatsFor(page, query) {
+  await page.waitForFunction((q) => window.indmTranslateStats && window.indmTranslateStats.query === q, query, { timeout: runTimeout, polling: 250 });
+  return page.evaluate(() => window.indmTranslateStats);
+}
+
+const trNumbers = (s) => ({ result: s.result, latent: s.latent, cycle_error: s.cycle_error, change: s.change });
+
 async function statsFor(page, query) {
   await page.waitForFunction((q) => window.indmStats && window.indmStats.query === q, query, { timeout: runTimeout, polling: 250 });
   return page.evaluate(() => window.indmStats);
@@ -130,6 +137,11 @@ const Q_BASE = Q_GPU.replace('flow=indm', 'flow=baseline');
 // even with the 40 steps that bring EM's discretisation close to the prior.
 const Q_FWD = 'v=1&view=2d&model=moons&flow=baseline&sampler=em&steps=40&seed=3&temp=1&t0=1&dir=forward&n=10000';
 const Q_CPU = 'v=1&view=2d&model=moons&flow=indm&sampler=ode-heun&steps=30&seed=3&temp=0.9&t0=1&dir=reverse&n=1000';
+// Translations: a U-Net evaluation is ~0.24 GFLOP per 32x32 image, ~2.4 s on SwiftShader
+// and ~0.5 s in wasm, so few steps (translation and translation back: 2 (steps + 1)
+// evaluations for SDEdit, 4 x 2 steps for DDIB with Heun).
+const Q_TR = 'v=1&view=image&model=checkerboard&flow=indm&sampler=em&steps=200&seed=3&temp=1&t0=1&dir=reverse&isteps=10&image=dog-0001';
+const Q_TR_CPU = 'v=1&view=image&model=checkerboard&flow=indm&sampler=em&steps=200&seed=1&temp=1&t0=1&dir=reverse&tdir=cat2dog&method=ddib&isteps=5&image=cat-0002';
 
 try {
   assert(fs.existsSync(path.join(dist, 'index.html')), `${dist}/index.html is missing: run trunk build --release first`);
@@ -240,19 +252,29 @@ try {
     assert(await page.isVisible('#notice') && text.includes('version'), `notice: ${text}`);
     await page.close();
   });
-  await check('translation view: says the image models are not shipped yet, 2D one click away', async () => {
-    const q = 'v=1&view=image&model=moons&sampler=ode-euler&steps=10&seed=2&n=2000';
-    const { page, errors } = await openPage(gpu, `${base}?${q}`, 'image');
-    await page.waitForFunction(() => (document.getElementById('share')?.href || '').includes('view=image'), null, { timeout: 60000 });
-    assert(await page.isVisible('#image-view'), 'the translation view is not shown');
-    assert(!(await page.isVisible('#view-2d-panel')), 'the 2D panel shows in the translation view');
-    const text = await page.textContent('#image-view');
-    assert(/not shipped yet/.test(text), `translation view text: ${text}`);
-    await page.screenshot({ path: path.join(artifacts, 'translation-not-shipped.png') });
-    await page.click('#back-2d');
-    await page.waitForFunction(() => (document.getElementById('share')?.href || '').includes('view=2d'), null, { timeout: 10000 });
-    assert(await page.isVisible('#view-2d-panel') && !(await page.isVisible('#image-view')), 'back to 2D did not switch');
+  await check('WebGPU: dog -> cat translation link (gallery dog-0001, SDEdit t0 = 0.5, 10 steps) equals the native f64 reference', async () => {
+    const { page, errors } = await openPage(gpu, `${base}?${Q_TR}`, 'translate');
+    const t0 = Date.now();
+    const s = await translateStatsFor(page, Q_TR);
+    log(`       page run ${((Date.now() - t0) / 1000).toFixed(1)}s; backend ${s.backend}; ${s.nfe} score-net evaluations in ${(s.ms / 1000).toFixed(1)} s; cycle error ${s.cycle_error.toFixed(4)}`);
+    await page.screenshot({ path: path.join(artifacts, 'webgpu-translate-dog2cat.png') });
+    assert(s.backend === 'webgpu', `backend is ${s.backend}`);
+    assert(s.image === 'dog-0001' && s.steps === 10 && s.seed === 3 && s.method === 'sdedit', `settings differ from the link: ${JSON.stringify(s)}`);
+    assert(Number.isFinite(s.cycle_error) && s.cycle_error >= 0 && s.cycle_error < 1, `cycle error ${s.cycle_error}`);
+    const shown = Number(await page.textContent('#cycle-error'));
+    assert(Math.abs(shown - s.cycle_error) < 1e-4, `the page shows cycle error ${shown}, the stats say ${s.cycle_error}`);
+    const ref = nativeReference(Q_TR);
+    // f32 on the GPU vs f64: the kernels agree with the f64 reference to ~1e-6 per layer
+    // and whole SDEdit runs to ~3e-5 (shared/tests/gpu_image.rs); the statistics are
+    // means over 3072 pixels in [0, 1] units, so 2e-3 leaves two orders of margin.
+    compare('translation statistics', trNumbers(s), trNumbers(ref), 2e-3);
     assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
+    // The 2D view is one click away, and the link keeps the translation settings.
+    await page.click('#view-2d');
+    await page.waitForFunction(() => (document.getElementById('share')?.href || '').includes('view=2d'), null, { timeout: 10000 });
+    assert(await page.isVisible('#view-2d-panel') && !(await page.isVisible('#image-view')), 'the 2D tab did not switch');
+    const href = await page.$eval('#share', (a) => a.href);
+    assert(href.includes('image=dog-0001') && href.includes('isteps=10'), `2D link lost the translation settings: ${href}`);
     await page.close();
   });
   await gpu.close();
@@ -279,6 +301,47 @@ try {
     await page.waitForFunction(() => window.indmStats && window.indmStats.model === '8gaussians', null, { timeout: runTimeout });
     const s = await page.evaluate(() => window.indmStats);
     assert(s.particles === 1000, `particles ${s.particles}`);
+    await page.close();
+  });
+  await check('without WebGPU: DDIB cat -> dog on the CPU path (5 steps) equals the native f64 reference', async () => {
+    const { page, errors } = await openPage(cpu, `${base}?${Q_TR_CPU}`, 'cpu-translate');
+    const s = await translateStatsFor(page, Q_TR_CPU);
+    await page.screenshot({ path: path.join(artifacts, 'cpu-translate-cat2dog-ddib.png') });
+    assert(s.backend === 'cpu-wasm', `backend is ${s.backend}`);
+    const status = await page.textContent('#fallback');
+    assert(/CPU/.test(status), `no plain CPU notice: ${status}`);
+    log(`       ${s.nfe} score-net evaluations in ${(s.ms / 1000).toFixed(1)} s (wasm, f64); cycle error ${s.cycle_error.toFixed(4)}`);
+    assert(Number.isFinite(s.cycle_error), `cycle error ${s.cycle_error}`);
+    compare('CPU translation (f64 in wasm) vs native f64', trNumbers(s), trNumbers(nativeReference(Q_TR_CPU)), 1e-9);
+    assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
+    await page.close();
+  });
+
+  await check('translation view: hostile link falls back with notices; uploads are checked', async () => {
+    const hostile = 'v=1&view=image&tdir=%3Cb%3Edog2bird&method=gan&it0=NaN&isteps=2&image=..%2F..%2Fetc%2Fpasswd&seed=5';
+    const want = 'v=1&view=image&model=checkerboard&flow=indm&sampler=em&steps=200&seed=5&temp=1&t0=1&dir=reverse&isteps=5';
+    const { page } = await openPage(cpu, `${base}?${hostile}`, 'cpu-hostile');
+    const s = await translateStatsFor(page, want);
+    const text = await page.textContent('#notice');
+    for (const w of ['invalid tdir', 'invalid method', 'invalid it0', "isteps '2' is out of range", 'invalid image']) {
+      assert(text.includes(w), `notice lacks "${w}": ${text}`);
+    }
+    assert(s.image === 'dog-0000' && s.direction === 'dog2cat', `defaults not used: ${s.image} ${s.direction}`);
+    // An upload that is not an image: a message, nothing runs.
+    await page.setInputFiles('#upload', { name: 'not-an-image.png', mimeType: 'image/png', buffer: Buffer.from('this is not a PNG') });
+    await page.waitForFunction(() => /upload refused/.test(document.getElementById('translate-status')?.textContent || ''), null, { timeout: 30000 });
+    assert((await page.textContent('#notice')).includes('cannot be decoded'), 'no decode message');
+    // A real (non-square) image: centre-cropped, translated, and kept out of the link.
+    const shot = path.join(artifacts, 'webgpu-translate-dog2cat.png');
+    const png = fs.readFileSync(fs.existsSync(shot) ? shot : path.join(dist, 'gallery', 'cat-0003.png'));
+    await page.setInputFiles('#upload', { name: 'screenshot.png', mimeType: 'image/png', buffer: png });
+    await page.waitForFunction(() => window.indmTranslateStats && window.indmTranslateStats.image === 'upload', null, { timeout: runTimeout, polling: 250 });
+    const u = await page.evaluate(() => window.indmTranslateStats);
+    assert(Number.isFinite(u.cycle_error) && Number.isFinite(u.result.mean), 'upload run gave no numbers');
+    assert(await page.isVisible('#upload-note'), 'no note that uploads are not in the link');
+    const href = await page.$eval('#share', (a) => a.href);
+    assert(!href.includes('upload'), `the link names the upload: ${href}`);
+    await page.screenshot({ path: path.join(artifacts, 'cpu-translate-upload.png') });
     await page.close();
   });
   await cpu.close();

@@ -26,12 +26,15 @@ mod native {
 
     use web::sim::{self, CpuRun, RunReport};
     use web::state;
+    use web::translate;
 
     const USAGE: &str = "usage: indm-demo [--models DIR] QUERY\n\
         Runs the demo's state QUERY (a share link's query, e.g. \
         'v=1&model=moons&sampler=em&steps=50&seed=3&n=2000') on the CPU in f64 and \
         prints the statistics the page exposes as one JSON line.\n\
-        --models DIR   the model files (default: web/models)";
+        A translation query (view=image) runs the translation and its translation back \
+        with the f64 reference and prints the page's translation statistics.\n\
+        --models DIR   the model files (default: web/models; the gallery is DIR/../gallery)";
 
     pub fn run() -> Result<(), String> {
         let mut models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
@@ -54,6 +57,9 @@ mod native {
         let (st, notices) = state::parse(q);
         for n in &notices {
             eprintln!("notice: {n}");
+        }
+        if st.view == state::View::Image {
+            return translation(&models, &st);
         }
         let rel = sim::model_path(st.model, st.flow);
         let file = models.join(rel.trim_start_matches("models/"));
@@ -89,6 +95,37 @@ mod native {
             ms_per_step: 1e3 * secs / plan_steps as f64,
             particle_steps_per_sec: n as f64 * plan_steps as f64 / secs,
         };
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+        Ok(())
+    }
+
+    /// The translation of a `view=image` state, natively in `f64` (the page's CPU path).
+    fn translation(models: &std::path::Path, st: &state::State) -> Result<(), String> {
+        let (src, tgt) = translate::classes(st.translate.direction);
+        let load = |class: &str| -> Result<_, String> {
+            let file = models.join(format!("{class}-indm.safetensors"));
+            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            translate::load_model(&bytes, &file.display().to_string()).map_err(|e| e.to_string())
+        };
+        let m = translate::CpuModels::new(load(src)?, load(tgt)?).map_err(|e| e.to_string())?;
+        let id = translate::gallery_id(st);
+        let gallery = models.join("../gallery").join(format!("{id}.png"));
+        let bytes = std::fs::read(&gallery).map_err(|e| format!("{}: {e}", gallery.display()))?;
+        let x = translate::image_file_to_model(&bytes, &gallery.display().to_string())
+            .map_err(|e| e.to_string())?;
+        // The GPU's default step count: the browser test compares a WebGPU page with this.
+        let steps = translate::steps_for(st, false);
+        let (sa, ta) = m.archs();
+        let stages = translate::job(st, steps, sa, ta).map_err(|e| e.to_string())?;
+        let nfe = translate::job_nfe(&stages);
+        let start = Instant::now();
+        let mut job = translate::CpuJob::new(stages, x.clone());
+        job.run_to_end(&m).map_err(|e| e.to_string())?;
+        let ms = 1e3 * start.elapsed().as_secs_f64();
+        let report = translate::report(st, &id, "cpu-native", steps, nfe, &x, &job.captured, ms);
         println!(
             "{}",
             serde_json::to_string(&report).map_err(|e| e.to_string())?

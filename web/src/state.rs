@@ -7,8 +7,12 @@
 //! unit-tested natively and fuzzed.
 //!
 //! Format (version 1): `v=1&view=2d&model=checkerboard&flow=indm&sampler=em&steps=200&
-//! seed=0&temp=1&t0=1&dir=reverse&n=10000` (`n` may be absent: the backend's default),
-//! optionally `&image=<name>` (reserved for image translation).
+//! seed=0&temp=1&t0=1&dir=reverse&tdir=cat2dog&method=ddib&it0=0.3` (`n` may be
+//! absent: the backend's default), optionally `&isteps=<5..1000>` (translation steps;
+//! absent: the backend's default) and `&image=<gallery id>` (absent: the first gallery
+//! image of the source class). The translation keys (`tdir`, `method`, `it0`) are
+//! written, in every view, where they differ from their defaults (`dog2cat`, `sdedit`,
+//! `0.5`). Uploaded images are never in a link.
 
 use std::fmt;
 
@@ -32,6 +36,10 @@ pub const MAX_TEMPERATURE: f64 = 2.0;
 pub const MIN_T0: f64 = 0.01;
 /// Largest start time `t0` (= `T`: start from the prior).
 pub const MAX_T0: f64 = 1.0;
+/// Smallest SDEdit strength of the translation view.
+pub const MIN_IMAGE_T0: f64 = 0.05;
+/// Default SDEdit strength of the translation view.
+pub const DEFAULT_IMAGE_T0: f64 = 0.5;
 
 /// The 2D data sets the demo ships models for, in menu order.
 pub const DATASETS: [&str; 4] = ["checkerboard", "8gaussians", "moons", "swissroll"];
@@ -41,8 +49,71 @@ pub const DATASETS: [&str; 4] = ["checkerboard", "8gaussians", "moons", "swissro
 pub enum View {
     /// Particles in data and latent space.
     TwoD,
-    /// Image translation (the page shows that its models are not shipped yet).
+    /// Image translation (dog <-> cat).
     Image,
+}
+
+/// Direction of an image translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TranslateDir {
+    /// Dog images into the cat domain.
+    DogToCat,
+    /// Cat images into the dog domain.
+    CatToDog,
+}
+
+impl TranslateDir {
+    /// Query name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TranslateDir::DogToCat => "dog2cat",
+            TranslateDir::CatToDog => "cat2dog",
+        }
+    }
+}
+
+/// Translation method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Latent SDEdit with the target model from strength `t0`.
+    Sdedit,
+    /// Latent DDIB: the source's PF-ODE to `T`, the target's PF-ODE back.
+    Ddib,
+}
+
+impl Method {
+    /// Query name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Sdedit => "sdedit",
+            Method::Ddib => "ddib",
+        }
+    }
+}
+
+/// The translation view's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Translate {
+    /// Direction.
+    pub direction: TranslateDir,
+    /// Method.
+    pub method: Method,
+    /// SDEdit strength, `MIN_IMAGE_T0..=MAX_T0`.
+    pub t0: f64,
+    /// Sampler steps (each way for DDIB), `MIN_STEPS..=MAX_STEPS`; `None`: the
+    /// backend's default.
+    pub steps: Option<usize>,
+}
+
+impl Default for Translate {
+    fn default() -> Self {
+        Translate {
+            direction: TranslateDir::DogToCat,
+            method: Method::Sdedit,
+            t0: DEFAULT_IMAGE_T0,
+            steps: None,
+        }
+    }
 }
 
 /// Which model of a data set.
@@ -100,8 +171,11 @@ pub struct State {
     pub direction: Direction,
     /// Particles (`None`: the backend's default).
     pub particles: Option<u32>,
-    /// Image name for the image view (reserved).
+    /// Gallery image of the translation view (one of `translate::GALLERY`; `None`: the
+    /// first of the source class).
     pub image: Option<String>,
+    /// The translation view's settings.
+    pub translate: Translate,
 }
 
 impl Default for State {
@@ -118,6 +192,7 @@ impl Default for State {
             direction: Direction::Reverse,
             particles: None,
             image: None,
+            translate: Translate::default(),
         }
     }
 }
@@ -558,21 +633,55 @@ pub fn parse(query: &str) -> (State, Vec<Notice>) {
                 ) as u32)
             }
             "image" => {
-                let name = raw.trim();
-                if !name.is_empty()
-                    && name.len() <= 32
-                    && name
-                        .bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-                {
-                    s.image = Some(name.to_ascii_lowercase());
+                let name = raw.trim().to_ascii_lowercase();
+                if crate::translate::GALLERY.contains(&name.as_str()) {
+                    s.image = Some(name);
                 } else {
                     n.push(Notice::Invalid {
                         key: "image",
                         value: shorten(raw),
-                        expected: "a name of 1 to 32 letters, digits, '-' or '_'".into(),
+                        expected: "a gallery image id (cat-0000..cat-0007, dog-0000..dog-0007)"
+                            .into(),
                     });
                 }
+            }
+            "tdir" => {
+                s.translate.direction = choice(
+                    "tdir",
+                    raw,
+                    &[
+                        ("dog2cat", TranslateDir::DogToCat),
+                        ("cat2dog", TranslateDir::CatToDog),
+                    ],
+                    TranslateDir::DogToCat,
+                    n,
+                )
+            }
+            "method" => {
+                s.translate.method = choice(
+                    "method",
+                    raw,
+                    &[("sdedit", Method::Sdedit), ("ddib", Method::Ddib)],
+                    Method::Sdedit,
+                    n,
+                )
+            }
+            "it0" => {
+                s.translate.t0 = clamp_f64("it0", raw, MIN_IMAGE_T0, MAX_T0, DEFAULT_IMAGE_T0, n)
+            }
+            "isteps" => {
+                let before = n.len();
+                let k = clamp_int(
+                    "isteps",
+                    raw,
+                    MIN_STEPS as u64,
+                    MAX_STEPS as u64,
+                    crate::translate::GPU_DEFAULT_STEPS as u64,
+                    n,
+                ) as usize;
+                // Unreadable: the backend's default, as if the key were absent.
+                let invalid = n.len() > before && matches!(n.last(), Some(Notice::Invalid { .. }));
+                s.translate.steps = (!invalid).then_some(k);
             }
             other => notices.push(Notice::UnknownKey {
                 key: shorten(other),
@@ -599,6 +708,21 @@ pub fn to_query(s: &State) -> String {
     if let Some(n) = s.particles {
         q.push_str(&format!("&n={n}"));
     }
+    // The translation keys only where they differ from the defaults, so 2D links stay
+    // as short as they were.
+    let d = Translate::default();
+    if s.translate.direction != d.direction {
+        q.push_str(&format!("&tdir={}", s.translate.direction.name()));
+    }
+    if s.translate.method != d.method {
+        q.push_str(&format!("&method={}", s.translate.method.name()));
+    }
+    if s.translate.t0 != d.t0 {
+        q.push_str(&format!("&it0={}", s.translate.t0));
+    }
+    if let Some(k) = s.translate.steps {
+        q.push_str(&format!("&isteps={k}"));
+    }
     if let Some(img) = &s.image {
         q.push_str("&image=");
         q.push_str(img);
@@ -622,7 +746,13 @@ mod tests {
             t0: 0.3,
             direction: Direction::Forward,
             particles: Some(12_345),
-            image: Some("cat_01".into()),
+            image: Some("cat-0003".into()),
+            translate: Translate {
+                direction: TranslateDir::CatToDog,
+                method: Method::Ddib,
+                t0: 0.35,
+                steps: Some(20),
+            },
         }
     }
 
@@ -647,6 +777,27 @@ mod tests {
                 assert_eq!(parse(&to_query(&s)), (s, vec![]));
             }
         }
+    }
+
+    #[test]
+    fn translation_settings_are_validated_and_clamped() {
+        let (s, n) =
+            parse("v=1&view=image&tdir=cat2dog&method=ddib&it0=0.01&isteps=2000&image=DOG-0004");
+        assert_eq!(s.view, View::Image);
+        assert_eq!(s.translate.direction, TranslateDir::CatToDog);
+        assert_eq!(s.translate.method, Method::Ddib);
+        assert_eq!(s.translate.t0, MIN_IMAGE_T0);
+        assert_eq!(s.translate.steps, Some(MAX_STEPS));
+        assert_eq!(s.image.as_deref(), Some("dog-0004"));
+        assert_eq!(n.len(), 2, "{n:?}");
+        let (s, n) = parse("v=1&tdir=bird2cat&method=cyclegan&it0=nan&isteps=x&image=<b>");
+        assert_eq!(s.translate, Translate::default());
+        assert_eq!(s.image, None);
+        assert_eq!(n.len(), 5, "{n:?}");
+        assert!(
+            n.iter()
+                .all(|x| !x.to_string().contains("<b>") || matches!(x, Notice::Invalid { .. }))
+        );
     }
 
     #[test]
@@ -709,6 +860,7 @@ mod tests {
             "v=1&model=checkerboard%",
             "v=1&view=3d",
             "v=1&image=../../etc/passwd",
+            "v=1&image=cat-0009",
             "%ff%fe=1",
             "v=1&&&&=&=&",
             "\u{202e}v=1",
@@ -774,7 +926,8 @@ mod tests {
             .collect();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let keys = [
-            "v=1&", "steps=", "temp=", "t0=", "seed=", "n=", "model=", "sampler=", "dir=",
+            "v=1&", "steps=", "temp=", "t0=", "seed=", "n=", "model=", "sampler=", "dir=", "it0=",
+            "isteps=", "tdir=", "method=", "image=", "view=",
         ];
         for _ in 0..3000 {
             let mut q = String::new();

@@ -123,3 +123,34 @@ fn every_shipped_model_matches_the_current_architecture_and_samples_its_data() {
     );
     assert_eq!(checked, 8);
 }
+
+/// The shipped cat and dog image models load, share their SDE (so DDIB can chain them),
+/// and a short translation of a gallery image and back stays finite and in range.
+#[test]
+fn the_shipped_image_models_load_and_translate_a_gallery_image() {
+    use web::translate::{self, CpuJob, CpuModels};
+    let load = |class: &str| {
+        let file = models_dir().join(format!("{class}-indm.safetensors"));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        translate::load_model(&bytes, &file.display().to_string()).unwrap()
+    };
+    let models = CpuModels::new(load("dog"), load("cat")).unwrap();
+    let gallery = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gallery");
+    for id in translate::GALLERY {
+        let bytes = std::fs::read(gallery.join(format!("{id}.png"))).unwrap();
+        let x = translate::image_file_to_model(&bytes, id).unwrap();
+        assert_eq!(x.len(), 3 * 32 * 32, "{id}");
+    }
+    let (st, _) = web::state::parse("v=1&view=image&isteps=5&image=dog-0002");
+    let (sa, ta) = models.archs();
+    let stages = translate::job(&st, 5, sa, ta).unwrap();
+    let bytes = std::fs::read(gallery.join("dog-0002.png")).unwrap();
+    let x = translate::image_file_to_model(&bytes, "dog-0002").unwrap();
+    let mut job = CpuJob::new(stages, x.clone());
+    job.run_to_end(&models).unwrap();
+    let r = translate::report(&st, "dog-0002", "test", 5, 12, &x, &job.captured, 0.0);
+    eprintln!("{r:?}");
+    assert!(r.cycle_error.is_finite() && r.cycle_error < 0.5, "{r:?}");
+    assert!(r.result.mean > 0.1 && r.result.mean < 0.9, "{r:?}");
+    assert!(r.change > 0.01, "SDEdit at t0 = 0.5 changed nothing: {r:?}");
+}

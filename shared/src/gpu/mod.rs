@@ -7,6 +7,8 @@
 //!   executes a [`crate::sample::plan::Plan`] (EM, PC, PF-ODE Euler / Heun, noising,
 //!   translation) with per-step coefficients from Rust.
 //! - [`translate`]: latent SDEdit and DDIB between two 2D models.
+//! - [`image_ops`]: the image models' layer kernels; [`image_model`]: a whole image model
+//!   (flow, U-Net, plan runs, latent SDEdit and DDIB) built from them.
 //! - [`rng`]: the WGSL generator, for checking it against [`crate::rng`].
 //!
 //! Errors: no adapter gives [`IndmError::NoAdapter`](crate::IndmError::NoAdapter) (fall
@@ -14,6 +16,7 @@
 //! [`IndmError::GpuLimit`](crate::IndmError::GpuLimit) before anything is dispatched.
 
 pub mod context;
+pub mod image_model;
 pub mod image_ops;
 pub mod model2d;
 pub mod rng;
@@ -21,4 +24,5 @@ pub mod shaders;
 pub mod translate;
 
 pub use context::GpuContext;
+pub use image_model::{GpuImageModel, ImagePlanRun};
 pub use model2d::{FlowDirection, GpuModel2d, PlanRun};

@@ -44,6 +44,8 @@ pub const POINTWISE: ShaderFile = shader_file!("pointwise.wgsl");
 pub const RESAMPLE: ShaderFile = shader_file!("resample.wgsl");
 /// Image flow layers: actnorm and the affine coupling update with its log-det.
 pub const GLOW: ShaderFile = shader_file!("glow.wgsl");
+/// Image samplers: the per-element linear update with counter-based noise.
+pub const LATENT: ShaderFile = shader_file!("latent.wgsl");
 /// Render pipeline of the browser demo: 2D particles and trails read straight from
 /// the sampler's storage buffers.
 pub const PARTICLES2D: ShaderFile = shader_file!("particles2d.wgsl");
@@ -115,6 +117,13 @@ pub const GLOW_MODULE: KernelModule = KernelModule {
     example_header: "",
 };
 
+/// Image sampler updates (`lincomb`).
+pub const LATENT_MODULE: KernelModule = KernelModule {
+    name: "latent",
+    files: &[COMMON, RNG, LATENT],
+    example_header: "",
+};
+
 /// The demo's particle renderer (vertex + fragment; no header).
 pub const PARTICLES2D_MODULE: KernelModule = KernelModule {
     name: "particles2d",
@@ -132,6 +141,7 @@ pub const MODULES: &[KernelModule] = &[
     POINTWISE_MODULE,
     RESAMPLE_MODULE,
     GLOW_MODULE,
+    LATENT_MODULE,
     PARTICLES2D_MODULE,
 ];
 
@@ -149,6 +159,7 @@ pub const FILES: &[ShaderFile] = &[
     POINTWISE,
     RESAMPLE,
     GLOW,
+    LATENT,
     PARTICLES2D,
 ];
 

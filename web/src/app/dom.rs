@@ -87,8 +87,7 @@ pub fn show_state(s: &State) {
     }
 }
 
-/// Shows the 2D view or the translation view (the latter only says that the image
-/// models are not shipped yet), and marks the active tab.
+/// Shows the 2D view or the translation view, and marks the active tab.
 pub fn show_view(v: state::View) {
     let image = v == state::View::Image;
     set_visible("view-2d-panel", !image);
@@ -101,28 +100,64 @@ pub fn show_view(v: state::View) {
     }
 }
 
-/// The query the controls describe (`view` and `flow` come from the current state:
-/// they are toggles, not control values).
-pub fn controls_query(view: state::View, flow: state::FlowChoice) -> String {
+/// The query the controls describe (`view`, `flow` and the gallery `image` come from
+/// the current state: they are toggles and picks, not control values).
+pub fn controls_query(view: state::View, flow: state::FlowChoice, image: Option<&str>) -> String {
     let enc = |id: &str| {
         js_sys::encode_uri_component(&value(id))
             .as_string()
             .unwrap_or_default()
     };
-    format!(
-        "v={}&view={}&model={}&flow={}&sampler={}&steps={}&seed={}&temp={}&t0={}&dir={}&n={}",
+    // One seed for both views, read from the visible view's input.
+    let seed = if view == state::View::Image {
+        enc("tseed")
+    } else {
+        enc("seed")
+    };
+    let mut q = format!(
+        "v={}&view={}&model={}&flow={}&sampler={}&steps={}&seed={seed}&temp={}&t0={}&dir={}&n={}\
+         &tdir={}&method={}&it0={}&isteps={}",
         state::VERSION,
         view.name(),
         enc("model"),
         flow.name(),
         enc("sampler"),
         enc("steps"),
-        enc("seed"),
         enc("temp"),
         enc("t0"),
         enc("dir"),
         enc("particles"),
-    )
+        enc("tdir"),
+        enc("method"),
+        enc("it0"),
+        enc("isteps"),
+    );
+    if let Some(img) = image {
+        q.push_str("&image=");
+        q.push_str(
+            &js_sys::encode_uri_component(img)
+                .as_string()
+                .unwrap_or_default(),
+        );
+    }
+    q
+}
+
+/// Fills the translation view's controls from a state (`steps`: the steps in use).
+pub fn show_translate_state(s: &State, steps: usize) {
+    set_value("tdir", s.translate.direction.name());
+    set_value("method", s.translate.method.name());
+    set_value("it0", &s.translate.t0.to_string());
+    set_text("it0-value", &format!("{:.2}", s.translate.t0));
+    set_value("isteps", &steps.to_string());
+    set_value("tseed", &s.seed.to_string());
+    set_visible("it0-label", s.translate.method == state::Method::Sdedit);
+    let current = crate::translate::gallery_id(s);
+    for id in crate::translate::GALLERY {
+        if let Ok(b) = get::<HtmlElement>(&format!("g-{id}")) {
+            let _ = b.class_list().toggle_with_force("active", id == current);
+        }
+    }
 }
 
 /// Replaces the notice box's lines (hidden when empty) and mirrors them in

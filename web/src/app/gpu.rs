@@ -84,6 +84,11 @@ pub struct GpuView {
 }
 
 impl GpuView {
+    /// The device (shared with the translation view).
+    pub fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+
     /// Sets up rendering into `canvas` with the device of `ctx`.
     pub fn new(ctx: GpuContext, canvas: web_sys::HtmlCanvasElement) -> Result<Self, AppError> {
         // Without these, wgpu panics on the first uncaptured error; with them the page

@@ -6,6 +6,7 @@ mod dom;
 mod export;
 mod fetch;
 mod gpu;
+mod image_view;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -192,6 +193,10 @@ impl Backend {
 #[derive(Clone, Debug)]
 enum Ev {
     Settings,
+    ImageSettings,
+    Gallery(&'static str),
+    Upload,
+    TranslateAgain,
     View(View),
     Flow(FlowChoice),
     RandomSeed,
@@ -353,7 +358,14 @@ async fn run() -> Result<(), AppError> {
         Ev::Flow(FlowChoice::Baseline),
     );
     listen("view-2d", "click", &queue, Ev::View(View::TwoD));
-    listen("back-2d", "click", &queue, Ev::View(View::TwoD));
+    for id in ["tdir", "method", "it0", "isteps", "tseed"] {
+        listen(id, "change", &queue, Ev::ImageSettings);
+    }
+    for id in crate::translate::GALLERY {
+        listen(&format!("g-{id}"), "click", &queue, Ev::Gallery(id));
+    }
+    listen("upload", "change", &queue, Ev::Upload);
+    listen("translate-run", "click", &queue, Ev::TranslateAgain);
     listen("view-image", "click", &queue, Ev::View(View::Image));
     listen("random-seed", "click", &queue, Ev::RandomSeed);
     listen("play", "click", &queue, Ev::PlayPause);
@@ -378,6 +390,10 @@ async fn run() -> Result<(), AppError> {
     // What the canvas shows (see the end of the loop), and a counter of started runs.
     let mut drawn: Option<(f64, bool, Option<usize>, u64, bool)> = None;
     let mut runs: u64 = 0;
+    let mut tv = image_view::ImageView::default();
+    let mut image_restart = st.view == View::Image;
+    let mut image_started = false;
+    let mut image_notices: Vec<String> = Vec::new();
     loop {
         next_frame().await;
         if let (Backend::Gpu(_), Some(why)) = (&backend, gpu::fault()) {
@@ -404,6 +420,7 @@ async fn run() -> Result<(), AppError> {
                 st.particles = None;
             }
             restart = true;
+            image_restart = true;
         }
         let now = dom::now_ms();
         let dt = (now - last_t).min(100.0);
@@ -416,12 +433,56 @@ async fn run() -> Result<(), AppError> {
                     drawn = None;
                     dom::show_view(v);
                     dom::publish_state(&st);
+                    if v == View::Image && !image_started {
+                        image_restart = true;
+                    }
                 }
-                Ev::Settings => {
-                    let (s, n) = state::parse(&dom::controls_query(st.view, st.flow));
+                Ev::Settings | Ev::ImageSettings => {
+                    let (s, n) =
+                        state::parse(&dom::controls_query(st.view, st.flow, st.image.as_deref()));
                     link_notices = n.iter().map(|n| format!("Settings: {n}")).collect();
                     st = s;
-                    restart = true;
+                    if matches!(ev, Ev::Settings) {
+                        restart = true;
+                    } else {
+                        image_restart = true;
+                    }
+                }
+                Ev::Gallery(id) => {
+                    st.image = Some(id.to_string());
+                    tv.upload = None;
+                    dom::set_visible("upload-note", false);
+                    if let Ok(i) = dom::get::<web_sys::HtmlInputElement>("upload") {
+                        i.set_value("");
+                    }
+                    image_restart = true;
+                }
+                Ev::TranslateAgain => image_restart = true,
+                Ev::Upload => {
+                    if let Some(file) = image_view::chosen_file() {
+                        dom::set_text("translate-status", "decoding the upload…");
+                        match image_view::decode_upload(&file).await {
+                            Ok(src) => {
+                                tv.upload = Some(src);
+                                dom::set_text(
+                                    "upload-note",
+                                    "Your uploaded image stays in this page: it is not part of the share link (the link names the last gallery image instead).",
+                                );
+                                dom::set_visible("upload-note", true);
+                                image_restart = true;
+                            }
+                            Err(msg) => {
+                                image_notices = vec![format!("Upload: {msg}")];
+                                dom::set_text(
+                                    "translate-status",
+                                    &format!("upload refused: {msg}"),
+                                );
+                                let mut all = link_notices.clone();
+                                all.extend(image_notices.iter().cloned());
+                                dom::show_notices(&all);
+                            }
+                        }
+                    }
                 }
                 Ev::Flow(f) => {
                     st.flow = f;
@@ -467,6 +528,55 @@ async fn run() -> Result<(), AppError> {
                     }
                 }
             }
+        }
+        if st.view == View::Image {
+            if image_restart {
+                image_restart = false;
+                image_started = true;
+                image_notices.clear();
+                dom::set_text("status", "translation view");
+                let steps = crate::translate::steps_for(&st, is_cpu);
+                dom::show_translate_state(&st, steps);
+                dom::publish_state(&st);
+                let ctx = match &backend {
+                    Backend::Gpu(g) => Some(g.ctx()),
+                    Backend::Cpu(_) => None,
+                };
+                match tv.start(&st, ctx, &mut models).await {
+                    Ok(()) => {
+                        if is_cpu {
+                            dom::set_text(
+                                "translate-status",
+                                &format!(
+                                    "translating on the CPU (wasm, f64 reference code: WebGPU is not available), {steps} steps; this is slow"
+                                ),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        image_notices.push(format!("Error: {e}"));
+                        dom::set_text("translate-status", &format!("error: {e}"));
+                    }
+                }
+                if let Some(w) = crate::translate::quality_warning(&st, steps) {
+                    image_notices.push(format!("Run: {w}"));
+                }
+                let mut all = link_notices.clone();
+                all.extend(image_notices.iter().cloned());
+                dom::show_notices(&all);
+            }
+            let ctx = match &backend {
+                Backend::Gpu(g) if gpu::fault().is_none() => Some(g.ctx()),
+                _ => None,
+            };
+            if tv.busy()
+                && let Err(e) = tv.tick(ctx, backend.name()).await
+            {
+                dom::set_text("translate-status", &format!("error: {e}"));
+                dom::show_notices(&[format!("Error: {e}")]);
+            }
+            update_readout(&backend, &frame, current_last(&backend), playing, &current);
+            continue;
         }
         if restart {
             restart = false;

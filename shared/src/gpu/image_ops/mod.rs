@@ -19,9 +19,11 @@
 //! (except where a method says it works in place).
 
 mod flow;
+mod latent;
 mod layers;
 
 pub use flow::{ActNormLayer, InvConvLu, actnorm_logdet};
+pub use latent::{LinComb, NoiseDraw};
 pub use layers::{Conv2dLayer, DenseLayer, GroupNormLayer};
 
 use std::rc::Rc;
@@ -30,7 +32,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::context::{BindingKind, GpuContext};
 use super::shaders::{
-    CONV_MODULE, GLOW_MODULE, KernelModule, NORM_MODULE, POINTWISE_MODULE, RESAMPLE_MODULE,
+    CONV_MODULE, GLOW_MODULE, KernelModule, LATENT_MODULE, NORM_MODULE, POINTWISE_MODULE,
+    RESAMPLE_MODULE,
 };
 use crate::error::{IndmError, Result};
 
@@ -158,6 +161,7 @@ const KERNELS: &[(KernelModule, &str)] = &[
     (GLOW_MODULE, "coupling_forward"),
     (GLOW_MODULE, "coupling_inverse"),
     (GLOW_MODULE, "sum_partials"),
+    (LATENT_MODULE, "lincomb"),
 ];
 
 impl ImageOps {
