@@ -312,6 +312,9 @@ try {
     assert(/CPU/.test(status), `no plain CPU notice: ${status}`);
     log(`       ${s.nfe} score-net evaluations in ${(s.ms / 1000).toFixed(1)} s (wasm, f64); cycle error ${s.cycle_error.toFixed(4)}`);
     assert(Number.isFinite(s.cycle_error), `cycle error ${s.cycle_error}`);
+    // 5 DDIB steps are too few for a good image (the cycle error is large): the page says so.
+    const notice = await page.textContent('#notice');
+    assert(/DDIB with 5 steps/.test(notice), `no DDIB step-count warning: ${notice}`);
     compare('CPU translation (f64 in wasm) vs native f64', trNumbers(s), trNumbers(nativeReference(Q_TR_CPU)), 1e-9);
     assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
     await page.close();
