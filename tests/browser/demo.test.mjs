@@ -137,7 +137,7 @@ const Q_BASE = Q_GPU.replace('flow=indm', 'flow=baseline');
 // even with the 40 steps that bring EM's discretisation close to the prior.
 const Q_FWD = 'v=1&view=2d&model=moons&flow=baseline&sampler=em&steps=40&seed=3&temp=1&t0=1&dir=forward&n=10000';
 const Q_CPU = 'v=1&view=2d&model=moons&flow=indm&sampler=ode-heun&steps=30&seed=3&temp=0.9&t0=1&dir=reverse&n=1000';
-// Translations: a U-Net evaluation is ~0.24 GFLOP per 32x32 image, ~2.4 s on SwiftShader
+// Translations: a U-Net evaluation is ~0.24 GFLOP per 32x32 image, ~1 s on SwiftShader
 // and ~0.5 s in wasm, so few steps (translation and translation back: 2 (steps + 1)
 // evaluations for SDEdit, 4 x 2 steps for DDIB with Heun).
 const Q_TR = 'v=1&view=image&model=checkerboard&flow=indm&sampler=em&steps=200&seed=3&temp=1&t0=1&dir=reverse&isteps=10&image=dog-0001';
@@ -312,6 +312,9 @@ try {
     assert(/CPU/.test(status), `no plain CPU notice: ${status}`);
     log(`       ${s.nfe} score-net evaluations in ${(s.ms / 1000).toFixed(1)} s (wasm, f64); cycle error ${s.cycle_error.toFixed(4)}`);
     assert(Number.isFinite(s.cycle_error), `cycle error ${s.cycle_error}`);
+    // 5 DDIB steps are too few for a good image (the cycle error is large): the page says so.
+    const notice = await page.textContent('#notice');
+    assert(/DDIB with 5 steps/.test(notice), `no DDIB step-count warning: ${notice}`);
     compare('CPU translation (f64 in wasm) vs native f64', trNumbers(s), trNumbers(nativeReference(Q_TR_CPU)), 1e-9);
     assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
     await page.close();

@@ -402,7 +402,12 @@ impl ImageView {
                 &serde_json::to_string_pretty(&report).unwrap_or(json),
             );
         }
-        dom::set_text("translate-status", "done");
+        let on = if backend == "webgpu" {
+            "on WebGPU"
+        } else {
+            "on the CPU (wasm, f64 reference code)"
+        };
+        dom::set_text("translate-status", &format!("done {on}"));
         Ok(())
     }
 }

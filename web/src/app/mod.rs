@@ -307,7 +307,7 @@ async fn run() -> Result<(), AppError> {
             }
             Err(e) => {
                 backend_notice.push(format!(
-                    "WebGPU is not usable here ({e}). Running on the CPU instead (in wasm), with fewer particles."
+                    "WebGPU is not usable here ({e}). Running on the CPU instead (in wasm): fewer particles in the 2D view, fewer steps in the translation view."
                 ));
                 (
                     Backend::Cpu(Box::new(cpu::CpuView::new(&canvas)?)),
@@ -317,7 +317,7 @@ async fn run() -> Result<(), AppError> {
         },
         Err(reason) => {
             backend_notice.push(format!(
-                "WebGPU is not available: {reason}. Running on the CPU instead (in wasm), with fewer particles."
+                "WebGPU is not available: {reason}. Running on the CPU instead (in wasm): fewer particles in the 2D view, fewer steps in the translation view."
             ));
             (
                 Backend::Cpu(Box::new(cpu::CpuView::new(&canvas)?)),
@@ -405,7 +405,7 @@ async fn run() -> Result<(), AppError> {
             frame.point_px = 1.2;
             recorder = None;
             backend_notice = vec![format!(
-                "WebGPU stopped working ({why}). Running on the CPU instead (in wasm), with fewer particles."
+                "WebGPU stopped working ({why}). Running on the CPU instead (in wasm): fewer particles in the 2D view, fewer steps in the translation view."
             )];
             dom::set_text("fallback", &backend_notice[0]);
             dom::set_visible("fallback", true);

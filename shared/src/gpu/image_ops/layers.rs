@@ -77,7 +77,8 @@ impl ImageOps {
         if let Some(r) = residual {
             expect_shape("conv2d.residual", r, out_shape)?;
         }
-        let n = out.numel();
+        // One invocation per pixel and group of four output channels (conv.wgsl).
+        let n = b * c_out.div_ceil(4) * h * w;
         let f = flags(layer.bias.is_some(), residual.is_some());
         self.record(
             ctx,
