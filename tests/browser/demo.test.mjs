@@ -316,6 +316,17 @@ try {
     const notice = await page.textContent('#notice');
     assert(/DDIB with 5 steps/.test(notice), `no DDIB step-count warning: ${notice}`);
     compare('CPU translation (f64 in wasm) vs native f64', trNumbers(s), trNumbers(nativeReference(Q_TR_CPU)), 1e-9);
+    // PNG export of the translation view: the four pictures side by side, 4x.
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), page.click('#translate-png')]);
+    const file = path.join(artifacts, 'export-translate.png');
+    await dl.saveAs(file);
+    const b = fs.readFileSync(file);
+    assert(b.subarray(1, 4).toString() === 'PNG', 'translation export is not a PNG');
+    assert(b.readUInt32BE(16) === 4 * 128 + 5 * 8 && b.readUInt32BE(20) === 128 + 2 * 8 + 20,
+      `translation export is ${b.readUInt32BE(16)} x ${b.readUInt32BE(20)} pixels`);
+    assert(b.length > 5000, `translation PNG is only ${b.length} bytes (blank?)`);
+    assert(/cat2dog-ddib/.test(dl.suggestedFilename()), `export name ${dl.suggestedFilename()}`);
+    log(`       ${dl.suggestedFilename()} ${b.length} bytes`);
     assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
     await page.close();
   });

@@ -419,3 +419,57 @@ pub fn chosen_file() -> Option<web_sys::File> {
         .files()?
         .get(0)
 }
+
+/// The four pictures of the translation view, side by side.
+const PICTURES: [(&str, &str); 4] = [
+    ("img-source", "source"),
+    ("img-latent", "latent z = h(x)"),
+    ("img-result", "translation"),
+    ("img-back", "translated back"),
+];
+
+/// Saves the translation view (source, latent, translation, cycle; each scaled 4x without
+/// smoothing, with captions) as one PNG named `name`.
+pub fn export_png(name: &str) -> Result<(), String> {
+    const SCALE: u32 = 4;
+    const PAD: u32 = 8;
+    const CAPTION: u32 = 20;
+    let side = SIZE as u32 * SCALE;
+    let doc = dom::document();
+    let out: web_sys::HtmlCanvasElement = doc
+        .create_element("canvas")
+        .map_err(js_err)?
+        .dyn_into()
+        .map_err(|_| "no canvas".to_string())?;
+    let n = PICTURES.len() as u32;
+    out.set_width(n * side + (n + 1) * PAD);
+    out.set_height(side + 2 * PAD + CAPTION);
+    let ctx: web_sys::CanvasRenderingContext2d = out
+        .get_context("2d")
+        .map_err(js_err)?
+        .ok_or("no 2D context")?
+        .dyn_into()
+        .map_err(|_| "no 2D context".to_string())?;
+    ctx.set_fill_style_str("#0e1016");
+    ctx.fill_rect(0.0, 0.0, out.width() as f64, out.height() as f64);
+    ctx.set_image_smoothing_enabled(false);
+    ctx.set_font("13px sans-serif");
+    ctx.set_fill_style_str("#c8ccd6");
+    for (k, (id, caption)) in PICTURES.iter().enumerate() {
+        let src = dom::get::<web_sys::HtmlCanvasElement>(id)
+            .map_err(|_| format!("the page has no canvas '{id}'"))?;
+        let x = (PAD + k as u32 * (side + PAD)) as f64;
+        ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+            &src,
+            x,
+            PAD as f64,
+            side as f64,
+            side as f64,
+        )
+        .map_err(js_err)?;
+        ctx.fill_text(caption, x, (PAD + side + CAPTION - 4) as f64)
+            .map_err(js_err)?;
+    }
+    super::export::png(&out, name);
+    Ok(())
+}

@@ -205,6 +205,7 @@ enum Ev {
     Trails,
     ExportPng,
     ExportWebm,
+    TranslatePng,
 }
 
 /// Entry point (called by `main` in the browser).
@@ -366,6 +367,7 @@ async fn run() -> Result<(), AppError> {
     }
     listen("upload", "change", &queue, Ev::Upload);
     listen("translate-run", "click", &queue, Ev::TranslateAgain);
+    listen("translate-png", "click", &queue, Ev::TranslatePng);
     listen("view-image", "click", &queue, Ev::View(View::Image));
     listen("random-seed", "click", &queue, Ev::RandomSeed);
     listen("play", "click", &queue, Ev::PlayPause);
@@ -458,6 +460,11 @@ async fn run() -> Result<(), AppError> {
                     image_restart = true;
                 }
                 Ev::TranslateAgain => image_restart = true,
+                Ev::TranslatePng => {
+                    if let Err(e) = image_view::export_png(&translate_export_name(&st)) {
+                        run_notices.push(format!("PNG export: {e}"));
+                    }
+                }
                 Ev::Upload => {
                     if let Some(file) = image_view::chosen_file() {
                         dom::set_text("translate-status", "decoding the upload…");
@@ -702,6 +709,20 @@ async fn run() -> Result<(), AppError> {
 fn current_last(b: &Backend) -> f64 {
     b.progress()
         .map_or(0.0, |(_, _, rec)| rec.saturating_sub(1) as f64)
+}
+
+/// File name of the translation view's PNG: everything that made the picture.
+fn translate_export_name(s: &State) -> String {
+    let t = &s.translate;
+    let steps = t.steps.map_or("default".to_string(), |n| n.to_string());
+    format!(
+        "indm-{}-{}-t0{:.2}-{steps}steps-seed{}-{}.png",
+        t.direction.name(),
+        t.method.name(),
+        t.t0,
+        s.seed,
+        s.image.as_deref().unwrap_or("upload"),
+    )
 }
 
 fn export_name(s: &State, ext: &str) -> String {
