@@ -17,9 +17,12 @@
 //! `INDM_REQUIRE_GPU=1` (set by `scripts/test.sh`), which makes a missing adapter fail.
 #![cfg(all(feature = "gpu", feature = "train"))]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use burn::tensor::Device;
+use common::context;
 use indm::IndmError;
 use indm::arch::{Architecture, ImageFlowArch, UNetArch};
 use indm::gpu::image_model;
@@ -32,24 +35,6 @@ use indm::sample::plan::{self, Plan, Start};
 use indm::sample::{SamplerConfig, SamplerKind};
 use indm::sde::SdeKind;
 use indm::weights::model_file;
-
-/// A device, or `None` (test skipped) when there is no adapter and none is required.
-fn context() -> Option<GpuContext> {
-    match GpuContext::new_blocking() {
-        Ok(ctx) => {
-            eprintln!("adapter: {}", ctx.describe());
-            Some(ctx)
-        }
-        Err(IndmError::NoAdapter(why)) if std::env::var_os("INDM_REQUIRE_GPU").is_none() => {
-            eprintln!(
-                "SKIPPED: no GPU adapter ({why}); run scripts/setup.sh to install Mesa \
-                 lavapipe, or set INDM_REQUIRE_GPU=1 to make this a failure"
-            );
-            None
-        }
-        Err(e) => panic!("INDM_REQUIRE_GPU is set but there is no usable adapter: {e}"),
-    }
-}
 
 /// 3x8x8 images, 2 squeeze levels (12x4x4, 48x2x2) of 2 steps, a U-Net of width 8 at
 /// 8x8 and 4x4.

@@ -13,12 +13,15 @@
 //! (set by `scripts/test.sh`), which makes a missing adapter fail.
 #![cfg(all(feature = "gpu", feature = "train"))]
 
+mod common;
+
 use burn::module::Param;
 use burn::nn::GroupNormConfig;
 use burn::tensor::activation::silu;
 use burn::tensor::module::{avg_pool2d, conv2d, interpolate};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
+use common::context;
 use indm::IndmError;
 use indm::gpu::GpuContext;
 use indm::gpu::image_ops::{
@@ -29,24 +32,6 @@ use indm::rng::{Counter, Stream};
 
 /// The tolerance of every parity check.
 const TOL: f64 = 1e-4;
-
-/// A device, or `None` (test skipped) when there is no adapter and none is required.
-fn context() -> Option<GpuContext> {
-    match GpuContext::new_blocking() {
-        Ok(ctx) => {
-            eprintln!("adapter: {}", ctx.describe());
-            Some(ctx)
-        }
-        Err(IndmError::NoAdapter(why)) if std::env::var_os("INDM_REQUIRE_GPU").is_none() => {
-            eprintln!(
-                "SKIPPED: no GPU adapter ({why}); run scripts/setup.sh to install Mesa \
-                 lavapipe, or set INDM_REQUIRE_GPU=1 to make this a failure"
-            );
-            None
-        }
-        Err(e) => panic!("INDM_REQUIRE_GPU is set but there is no usable adapter: {e}"),
-    }
-}
 
 /// The device, the compiled kernels and burn's CPU device.
 struct Env {

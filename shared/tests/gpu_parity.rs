@@ -13,9 +13,12 @@
 //! `INDM_REQUIRE_GPU=1` (set by `scripts/test.sh`), which makes a missing adapter fail.
 #![cfg(all(feature = "gpu", feature = "train"))]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::context;
 use indm::IndmError;
 use indm::arch::{Architecture, FlowArch};
 use indm::data::Toy2d;
@@ -28,24 +31,6 @@ use indm::sample::{SamplerConfig, SamplerKind, sample_model, translate};
 use indm::sde::SdeKind;
 use indm::train::{BurnParams, TrainHyper, TrainState, flow_forward, sigma_score, train_step};
 use indm::weights::model_file;
-
-/// A device, or `None` (test skipped) when there is no adapter and none is required.
-fn context() -> Option<GpuContext> {
-    match GpuContext::new_blocking() {
-        Ok(ctx) => {
-            eprintln!("adapter: {}", ctx.describe());
-            Some(ctx)
-        }
-        Err(IndmError::NoAdapter(why)) if std::env::var_os("INDM_REQUIRE_GPU").is_none() => {
-            eprintln!(
-                "SKIPPED: no GPU adapter ({why}); run scripts/setup.sh to install Mesa \
-                 lavapipe, or set INDM_REQUIRE_GPU=1 to make this a failure"
-            );
-            None
-        }
-        Err(e) => panic!("INDM_REQUIRE_GPU is set but there is no usable adapter: {e}"),
-    }
-}
 
 fn arch(sde: SdeKind, flow: bool) -> Architecture {
     let flow = if flow {
