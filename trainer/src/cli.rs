@@ -79,7 +79,7 @@ pub struct TranslateArgs {
     /// Steps of the SDEdit sampler over [eps, 1] (scaled by t0) and of the DDIB ODEs.
     #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
     pub steps: i64,
-    /// SDEdit sampler: em or pc (DDIB always uses ode-heun).
+    /// SDEdit sampler: em, pc, ode-euler or ode-heun (DDIB always uses ode-heun).
     #[arg(long, default_value = "em")]
     pub sampler: String,
     /// Which translations: sdedit, ddib or both.

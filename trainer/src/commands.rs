@@ -351,6 +351,7 @@ fn image_sample_cmd(a: &SampleArgs, dir: &Path) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| dir.join(format!("sample-{}-{}.png", a.sampler, a.steps)));
+    plots::prepare_png(&out)?;
     let scaling = indm::data::dequant::Scaling::for_sde(model.arch.sde.kind);
     crate::image_run::sample_grid(&model, n, &cfg, scaling, &out)?;
     println!(
@@ -447,8 +448,9 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
     if n > 10_000_000 {
         bail!("invalid count: {n} (at most 10000000)");
     }
-    let (x, s) = sample_model(&model, n, &cfg)?;
     let out = a.out.unwrap_or(default_out);
+    plots::prepare_png(&out)?;
+    let (x, s) = sample_model(&model, n, &cfg)?;
     let data = dataset
         .map(|d| eval::reference_data(d, n.min(20_000), a.seed))
         .unwrap_or_default();

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -19,6 +19,26 @@ fn font() -> &'static str {
         let _ = plotters::style::register_font(FONT, FontStyle::Normal, bytes);
     });
     FONT
+}
+
+/// Checks that `path` names a PNG file and creates its folder, so that a bad output path
+/// fails before any sampling, with the path in the message.
+pub fn prepare_png(path: &Path) -> Result<()> {
+    let png = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        bail!(
+            "output {}: expected a file name ending in .png",
+            path.display()
+        );
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the folder of output {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {

@@ -240,6 +240,16 @@ pub fn train_loop(
         state.opt_flow.cfg = spec.hyper.flow_opt;
         state.opt_score.cfg = spec.hyper.score_opt;
         state.ema.decay = spec.hyper.ema_decay;
+        if spec.steps < state.step {
+            bail!(
+                "cannot resume {}: it is at step {} already and --steps is the total ({} asked); \
+                 give more than {} steps to continue",
+                dir.display(),
+                state.step,
+                spec.steps,
+                state.step
+            );
+        }
         truncate_metrics(&metrics_path, state.step)?;
         eprintln!("resuming {} at step {}", dir.display(), state.step);
         (state, secs)

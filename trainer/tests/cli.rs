@@ -159,6 +159,48 @@ fn resuming_with_another_architecture_is_refused_with_the_difference() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("differs") && e.contains("flow"), "{e}");
+    // Fewer total steps than the checkpoint has: refused, the run is left alone.
+    let o = run(&[
+        "train",
+        "--quiet",
+        "--resume",
+        dir.to_str().unwrap(),
+        "--steps",
+        "3",
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("step 5 already") && e.contains("3 asked"), "{e}");
+    // A sample output that is not a PNG is refused before sampling; a missing folder is made.
+    let weights =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/models/moons-baseline.safetensors");
+    let o = run(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        "x.txt",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("x.txt: expected a file name ending in .png"),
+        "{}",
+        stderr(&o)
+    );
+    let png = d.join("new/folder/s.png");
+    let o = run(&[
+        "sample",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--count",
+        "200",
+        "--steps",
+        "5",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(png.exists());
     std::fs::remove_dir_all(d).ok();
 }
 
