@@ -424,6 +424,13 @@ fn sample_cmd(a: SampleArgs) -> Result<()> {
         }
         (None, Some(w)) => {
             let (arch, params, meta) = indm::weights::load_model(w)?;
+            if arch.image.is_some() {
+                bail!(
+                    "{} is an image model; --weights samples 2D models only: give its run \
+                     folder with --run (or translate with it: trainer translate --help)",
+                    w.display()
+                );
+            }
             let ds = meta
                 .get("indm.dataset")
                 .and_then(|d| Toy2d::from_name(d).ok());
