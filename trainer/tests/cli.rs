@@ -187,6 +187,11 @@ fn resuming_with_another_architecture_is_refused_with_the_difference() {
         "{}",
         stderr(&o)
     );
+    // An image model through --weights (2D only) is named as such.
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/models/cat-indm.safetensors");
+    let o = run(&["sample", "--weights", image.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is an image model"), "{}", stderr(&o));
     let png = d.join("new/folder/s.png");
     let o = run(&[
         "sample",
