@@ -2,7 +2,8 @@
 //! Mesa's lavapipe, a software Vulkan driver installed by `scripts/setup.sh`).
 //!
 //! - the WGSL generator equals [`indm::rng`] bit for bit;
-//! - each kernel (flow forward / inverse, score net) equals burn within 1e-4 relative;
+//! - each kernel (flow forward / inverse, score net) equals burn within 1e-4 relative,
+//!   for every kernel layout (particles per invocation, uniform or storage weights);
 //! - each whole sampler step (EM, PC, PF-ODE Euler / Heun; VP, sub-VP, VE) equals the
 //!   plan executor driven by burn's network, from the same state, within 1e-4 relative;
 //! - complete runs and translations end where the native `f64` samplers end (1e-3);
@@ -22,7 +23,7 @@ use common::context;
 use indm::IndmError;
 use indm::arch::{Architecture, FlowArch};
 use indm::data::Toy2d;
-use indm::gpu::{GpuContext, GpuModel2d, PlanRun};
+use indm::gpu::{GpuContext, GpuModel2d, KernelOptions, PlanRun, WeightPlacement};
 use indm::model::CpuModel;
 use indm::params::ParamSet;
 use indm::rng::{Counter, Stream, bits_to_unit};
@@ -280,6 +281,87 @@ fn score_kernel_matches_burn() {
             let err = max_rel(got, &want);
             eprintln!("{sde:?} t={t}: score rel err {err:e}");
             assert!(err < 1e-4, "{sde:?} t={t}: score differs by {err:e}");
+        }
+    }
+}
+
+/// Every layout of the score kernels computes the same network: 1 to 4 particles per
+/// invocation (with a particle count that is no multiple of it), uniform or storage
+/// weights, a width that is no multiple of four and two hidden layers (two template
+/// instances).
+#[test]
+fn every_kernel_layout_matches_burn() {
+    let Some(ctx) = context() else { return };
+    let mut a = arch(SdeKind::Vp, false);
+    a.score.hidden = 30;
+    a.score.depth = 3;
+    let p = params(&a, 12, 0.3);
+    let reference = BurnRef::new(&a, &p);
+    let z = points(1001, 14, 1.5);
+    let t = 0.3;
+    let want = reference.net(&z, t);
+    for (pp, weights) in [
+        (1, WeightPlacement::Auto),
+        (3, WeightPlacement::Auto),
+        (4, WeightPlacement::Auto),
+        (2, WeightPlacement::Storage),
+        (4, WeightPlacement::Storage),
+    ] {
+        let opts = KernelOptions {
+            particles_per_invocation: Some(pp),
+            weights,
+        };
+        let model = GpuModel2d::with_options(&ctx, &a, &p, &opts).unwrap();
+        assert_eq!(model.layout.pp, pp);
+        let plan = Plan {
+            steps: vec![PlannedStep {
+                ops: vec![Op::Linear {
+                    t,
+                    a: 0.0,
+                    b: 1.0,
+                    c: 0.0,
+                    noise: None,
+                }],
+                t_after: t,
+                record: true,
+            }],
+            seed: 0,
+        };
+        let got = &gpu_trajectory(&ctx, &model, plan, &z)[0];
+        let err = max_rel(got, &want);
+        eprintln!("{:?}: score rel err {err:e}", model.layout);
+        assert!(err < 1e-4, "{:?}: score differs by {err:e}", model.layout);
+    }
+}
+
+/// Whole PC, Heun and EM runs (workgroup norm sums, two networks per step, noise by
+/// particle index) end where the native `f64` sampler ends with one and with three
+/// particles per invocation, for a particle count that is no multiple of three.
+#[test]
+fn particles_per_invocation_do_not_change_a_run() {
+    let Some(ctx) = context() else { return };
+    let a = arch(SdeKind::Vp, true);
+    let p = trained(&a, Toy2d::TwoMoons, 31);
+    let cpu = CpuModel::new(&a, &p).unwrap();
+    let n = 301;
+    for kind in [SamplerKind::Pc, SamplerKind::OdeHeun, SamplerKind::Em] {
+        let cfg = SamplerConfig {
+            kind,
+            steps: 40,
+            seed: 5,
+            ..Default::default()
+        };
+        let (want, _) = sample_model(&cpu, n, &cfg).unwrap();
+        for pp in [1, 3] {
+            let opts = KernelOptions {
+                particles_per_invocation: Some(pp),
+                ..Default::default()
+            };
+            let model = GpuModel2d::with_options(&ctx, &a, &p, &opts).unwrap();
+            let (x, _) = pollster::block_on(model.sample(&ctx, n as u32, &cfg)).unwrap();
+            let err = max_abs(&f64s(&x), &want);
+            eprintln!("{kind:?}, {pp} particles per invocation: x differs by {err:e}");
+            assert!(err < 1e-3, "{kind:?}, {pp} per invocation: {err:e}");
         }
     }
 }

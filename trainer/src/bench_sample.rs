@@ -6,7 +6,7 @@
 
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use indm::gpu::{GpuContext, GpuModel2d, PlanRun};
+use indm::gpu::{GpuContext, GpuModel2d, KernelOptions, PlanRun};
 use indm::sample::plan::{self, Op, Plan, Start};
 use indm::sample::{SamplerConfig, SamplerKind};
 use indm::train::{BurnParams, sigma_score};
@@ -29,6 +29,8 @@ pub struct Setup<'a> {
     pub device: &'a Device,
     /// Its backend's name.
     pub backend: &'a str,
+    /// Kernel choices of the fused sampler.
+    pub kernel: KernelOptions,
 }
 
 /// The measurement, printed as one JSON line.
@@ -39,6 +41,12 @@ pub struct Report {
     particles: u32,
     steps: usize,
     rounds: usize,
+    /// Particles per invocation of the fused kernels.
+    particles_per_invocation: u32,
+    /// Where the fused kernels' score weights live (first layer / hidden layers).
+    weights: String,
+    /// Seconds to compile the fused pipelines (the driver's shader compiler).
+    fused_compile_seconds: f64,
     fused_seconds: Vec<f64>,
     burn_seconds: Vec<f64>,
     fused_particle_steps_per_s: f64,
@@ -57,7 +65,9 @@ pub fn run(s: &Setup) -> Result<Report> {
     };
     let plan = plan::reverse(s.arch, &cfg, Start::Prior)?;
     let ctx = GpuContext::new_blocking()?;
-    let model = GpuModel2d::new(&ctx, s.arch, s.params)?;
+    let t0 = std::time::Instant::now();
+    let model = GpuModel2d::with_options(&ctx, s.arch, s.params, &s.kernel)?;
+    let fused_compile_seconds = t0.elapsed().as_secs_f64();
     let fused = || -> Result<()> {
         let mut run = PlanRun::new(&ctx, &model, plan.clone(), s.particles, None)?;
         run.run_to_end(&ctx)?;
@@ -77,6 +87,9 @@ pub fn run(s: &Setup) -> Result<Report> {
         particles: s.particles,
         steps: s.steps,
         rounds: s.rounds,
+        particles_per_invocation: model.layout.pp,
+        weights: format!("{:?} / {:?}", model.layout.small, model.layout.hidden),
+        fused_compile_seconds,
         fused_seconds,
         burn_seconds,
         fused_particle_steps_per_s: f,

@@ -115,6 +115,14 @@ pub struct BenchSampleArgs {
     /// A trained model's weights file (default: the default 2D INDM, freshly initialised).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Particles per invocation of the fused kernels (default: the adapter's: 4 on CPU
+    /// adapters, 1 on GPUs).
+    #[arg(long)]
+    pub particles_per_invocation: Option<u32>,
+    /// Score weights of the fused kernels: `auto` (uniform buffers where they fit) or
+    /// `storage` (storage buffers throughout).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "storage"])]
+    pub weights: String,
 }
 
 /// Settings of `bench`.

@@ -758,6 +758,14 @@ fn bench_sample_cmd(a: BenchSampleArgs) -> Result<()> {
         rounds,
         device: &device,
         backend: a.backend.name(),
+        kernel: indm::gpu::KernelOptions {
+            particles_per_invocation: a.particles_per_invocation,
+            weights: if a.weights == "storage" {
+                indm::gpu::WeightPlacement::Storage
+            } else {
+                indm::gpu::WeightPlacement::Auto
+            },
+        },
     })?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use bytemuck::{Pod, Zeroable};
 
 use super::context::{BindingKind, GpuContext, align_up};
+use super::score2d::{BindingLimits, KernelOptions, PackedScore, ScoreLayout, WeightSpace};
 use super::shaders::{FLOW2D_MODULE, SAMPLE2D_MODULE, header_u32};
 use crate::arch::{Architecture, FlowArch};
 use crate::error::{IndmError, Result};
@@ -17,7 +18,7 @@ use crate::weights::{TensorFile, model_from_file};
 
 /// Largest score / flow hidden width the kernels accept (private arrays per invocation).
 pub const MAX_HIDDEN: usize = 1024;
-/// Largest number of time features (the `Step` uniform holds 32).
+/// Largest number of time features (the `Step` uniform holds 36 network inputs).
 pub const MAX_FEATS: usize = 32;
 const NO_SLOT: u32 = u32::MAX;
 
@@ -30,8 +31,8 @@ struct StepUniform {
     u: [u32; 12],
     /// a, b, c, alpha, snr, kc, f0, k0, f1, k1, h, scale.
     f: [f32; 12],
-    feats0: [[f32; 4]; 8],
-    feats1: [[f32; 4]; 8],
+    feats0: [[f32; 4]; 9],
+    feats1: [[f32; 4]; 9],
 }
 
 /// The `FlowParams` uniform of `flow2d.wgsl`.
@@ -55,7 +56,10 @@ pub enum FlowDirection {
 pub struct GpuModel2d {
     /// The architecture (from the weights file's metadata).
     pub arch: Architecture,
-    score_w: wgpu::Buffer,
+    /// How the score net's kernels are laid out on this device.
+    pub layout: ScoreLayout,
+    /// The `SmallWeights` buffer, then one buffer per hidden layer.
+    score_w: Vec<wgpu::Buffer>,
     flow_w: wgpu::Buffer,
     sample_header: String,
     flow_header: String,
@@ -97,9 +101,21 @@ impl GpuModel2d {
         Self::new(ctx, &arch, &params)
     }
 
-    /// Uploads a model. Checks the parameters against the architecture and the
-    /// architecture against what the kernels support, before creating anything.
+    /// Uploads a model with the kernel choices that suit the adapter. Checks the
+    /// parameters against the architecture and the architecture against what the kernels
+    /// and the adapter support, before creating anything.
     pub fn new(ctx: &GpuContext, arch: &Architecture, params: &ParamSet) -> Result<Self> {
+        Self::with_options(ctx, arch, params, &KernelOptions::default())
+    }
+
+    /// [`GpuModel2d::new`] with explicit kernel choices (particles per invocation,
+    /// weight buffers), for tests and benchmarks.
+    pub fn with_options(
+        ctx: &GpuContext,
+        arch: &Architecture,
+        params: &ParamSet,
+        opts: &KernelOptions,
+    ) -> Result<Self> {
         arch.validate()?;
         params.check_against(arch)?;
         if arch.data_dim != 2 {
@@ -133,35 +149,56 @@ impl GpuModel2d {
                 ));
             }
         }
-        let score_w = ctx.storage_f32("score weights", &pack(params, arch, "score."))?;
+        let layout = ScoreLayout::new(
+            arch,
+            opts,
+            ctx.info.device_type == wgpu::DeviceType::Cpu,
+            &BindingLimits::of(&ctx.limits),
+        )?;
+        let packed = PackedScore::new(arch, params, &layout)?;
+        let upload = |label: &str, data: &[f32], space: WeightSpace| match space {
+            WeightSpace::Uniform => Ok(ctx.uniform_bytes(label, bytemuck::cast_slice(data))),
+            WeightSpace::Storage => ctx.storage_f32(label, data),
+        };
+        let mut score_w = vec![upload(
+            "score weights (small)",
+            &packed.small,
+            layout.small,
+        )?];
+        for (l, w) in packed.hidden.iter().enumerate() {
+            score_w.push(upload(&format!("score layer {}", l + 1), w, layout.hidden)?);
+        }
         let flow_w = ctx.storage_f32("flow weights", &pack(params, arch, "flow."))?;
-        let sample_header = header_u32(&[
-            ("HIDDEN", arch.score.hidden as u32),
-            ("DEPTH", arch.score.depth as u32),
-            ("N_FEATS", feats as u32),
-        ]);
+        let sample_header = layout.header();
         let flow_header = header_u32(&[
             ("FLOW_LAYERS", flow_layers as u32),
             ("FLOW_HIDDEN", flow_hidden as u32),
         ]);
         use BindingKind::*;
-        let sample_layout = ctx.layout(
-            "sample2d",
-            &[
-                DynamicUniform,
-                ReadOnly,
-                ReadWrite,
-                ReadWrite,
-                ReadWrite,
-                ReadWrite,
-            ],
-        );
+        let kind = |space: WeightSpace| match space {
+            WeightSpace::Uniform => Uniform,
+            WeightSpace::Storage => ReadOnly,
+        };
+        let mut kinds = vec![
+            DynamicUniform,
+            kind(layout.small),
+            ReadWrite,
+            ReadWrite,
+            ReadWrite,
+            ReadWrite,
+        ];
+        kinds.extend(std::iter::repeat_n(
+            kind(layout.hidden),
+            packed.hidden.len(),
+        ));
+        let sample_layout = ctx.layout("sample2d", &kinds);
         let flow_layout = ctx.layout(
             "flow2d",
             &[Uniform, ReadOnly, ReadOnly, ReadWrite, ReadWrite],
         );
         let model = GpuModel2d {
             arch: arch.clone(),
+            layout,
             score_w,
             flow_w,
             sample_pipeline_layout: ctx.pipeline_layout(&sample_layout),
@@ -344,7 +381,7 @@ impl PlanRun {
         if n == 0 {
             return Err(IndmError::invalid("particles", 0, "at least 1"));
         }
-        let grid = ctx.grid("particles", n)?;
+        let grid = ctx.grid("particles", n.div_ceil(model.layout.pp))?;
         let len = 2 * n as usize;
         let slots = plan.recorded();
         ctx.check_storage("particle buffer", 8 * n as u64)?;
@@ -352,8 +389,8 @@ impl PlanRun {
         ctx.check_storage("trajectory buffer", traj_len * 4)?;
         let seed = plan.seed32();
         let arch = &model.arch;
-        let feats = |t: f64| -> [[f32; 4]; 8] {
-            let mut out = [[0.0f32; 4]; 8];
+        let feats = |t: f64| -> [[f32; 4]; 9] {
+            let mut out = [[0.0f32; 4]; 9];
             for (k, v) in arch.time_features(t).into_iter().enumerate() {
                 out[k / 4][k % 4] = v as f32;
             }
@@ -494,17 +531,16 @@ impl PlanRun {
         let aux = ctx.storage_zeroed("scores", len)?;
         let partials = ctx.storage_zeroed("partial norms", 2 * n_partials as usize)?;
         let traj = ctx.storage_zeroed("trajectory", traj_len as usize)?;
-        let bind_group = ctx.bind_group(
-            &model.sample_layout,
-            &[
-                (&uniforms_buf, Some(size)),
-                (&model.score_w, None),
-                (&z, None),
-                (&aux, None),
-                (&partials, None),
-                (&traj, None),
-            ],
-        );
+        let mut bindings = vec![
+            (&uniforms_buf, Some(size)),
+            (&model.score_w[0], None),
+            (&z, None),
+            (&aux, None),
+            (&partials, None),
+            (&traj, None),
+        ];
+        bindings.extend(model.score_w[1..].iter().map(|b| (b, None)));
+        let bind_group = ctx.bind_group(&model.sample_layout, &bindings);
         let mut pipelines = Vec::new();
         for e in ["linear_step", "heun_step", "pc_score", "pc_correct"] {
             pipelines.push((e, model.sample_pipeline(ctx, e)?));

@@ -32,6 +32,9 @@ pub const RNG_CHECK: ShaderFile = shader_file!("rng_check.wgsl");
 pub const FLOW2D: ShaderFile = shader_file!("flow2d.wgsl");
 /// 2D score MLP fused with the sampler updates.
 pub const SAMPLE2D: ShaderFile = shader_file!("sample2d.wgsl");
+/// One hidden layer of the 2D score MLP: a template the sampler's generated header
+/// instantiates per layer (`gpu::score2d`).
+pub const SCORE2D_LAYER: ShaderFile = shader_file!("score2d_layer.wgsl");
 /// 256-wide workgroup sum (library file for the image kernels).
 pub const REDUCE: ShaderFile = shader_file!("reduce.wgsl");
 /// Image layers: conv2d (k = 1, 3) and dense.
@@ -75,11 +78,31 @@ pub const FLOW2D_MODULE: KernelModule = KernelModule {
     example_header: "const FLOW_LAYERS: u32 = 8u;\nconst FLOW_HIDDEN: u32 = 64u;\n",
 };
 
-/// The 2D sampler kernels.
+/// The 2D sampler kernels. Models get their header from
+/// [`ScoreLayout::header`](super::score2d::ScoreLayout::header) (which also instantiates
+/// [`SCORE2D_LAYER`] per hidden layer); the example is a one-layer net, 128 wide.
 pub const SAMPLE2D_MODULE: KernelModule = KernelModule {
     name: "sample2d",
     files: &[COMMON, RNG, SAMPLE2D],
-    example_header: "const HIDDEN: u32 = 128u;\nconst DEPTH: u32 = 3u;\nconst N_FEATS: u32 = 17u;\n",
+    example_header: "const Q: u32 = 32u;\nconst IN_Q: u32 = 5u;\nconst DEPTH: u32 = 1u;\n\
+        const PP: u32 = 4u;\nconst L0_BLOCKS: u32 = 160u;\nconst BIAS_ROWS: u32 = 32u;\n\
+        const HIDDEN_BLOCKS: u32 = 1024u;\n\
+        @group(0) @binding(1) var<uniform> sm: SmallWeights;\n\
+        fn hidden_layers(input: Acts) -> Acts { return input; }\n",
+};
+
+/// The hidden-layer template on its own, as layer `L` of a net 128 wide (with a test
+/// entry point, so that naga checks it as used code).
+pub const SCORE2D_LAYER_MODULE: KernelModule = KernelModule {
+    name: "score2d_layer",
+    files: &[COMMON, SCORE2D_LAYER],
+    example_header: "const Q: u32 = 32u;\nconst PP: u32 = 4u;\nconst LAYER_L: u32 = 1u;\n\
+        alias Acts = array<array<vec4<f32>, Q>, PP>;\n\
+        struct Biases { b: array<vec4<f32>, 64> }\n\
+        @group(0) @binding(0) var<uniform> sm: Biases;\n\
+        @group(0) @binding(1) var<uniform> layer_weights_L: array<mat4x4<f32>, 1024>;\n\
+        @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;\n\
+        @compute @workgroup_size(1) fn check() { var a: Acts; out[0] = hidden_layer_L(a)[0][0]; }\n",
 };
 
 /// Image convolution and dense kernels (sizes in a uniform: no header).
@@ -136,6 +159,7 @@ pub const MODULES: &[KernelModule] = &[
     RNG_CHECK_MODULE,
     FLOW2D_MODULE,
     SAMPLE2D_MODULE,
+    SCORE2D_LAYER_MODULE,
     CONV_MODULE,
     NORM_MODULE,
     POINTWISE_MODULE,
@@ -153,6 +177,7 @@ pub const FILES: &[ShaderFile] = &[
     RNG_CHECK,
     FLOW2D,
     SAMPLE2D,
+    SCORE2D_LAYER,
     REDUCE,
     CONV,
     NORM,
