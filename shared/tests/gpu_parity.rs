@@ -251,6 +251,24 @@ fn flow_kernels_match_burn() {
     );
 }
 
+/// A one-step plan whose update (a = 0, b = 1, c = 0) is the bare network at time `t`.
+fn bare_network(t: f64) -> Plan {
+    Plan {
+        steps: vec![PlannedStep {
+            ops: vec![Op::Linear {
+                t,
+                a: 0.0,
+                b: 1.0,
+                c: 0.0,
+                noise: None,
+            }],
+            t_after: t,
+            record: true,
+        }],
+        seed: 0,
+    }
+}
+
 #[test]
 fn score_kernel_matches_burn() {
     let Some(ctx) = context() else { return };
@@ -261,22 +279,7 @@ fn score_kernel_matches_burn() {
         let reference = BurnRef::new(&a, &p);
         let z = points(1000, 13, 1.5);
         for t in [a.eps, 0.1, 0.5, 1.0] {
-            // One linear update with a = 0, b = 1, c = 0 is the bare network.
-            let plan = Plan {
-                steps: vec![PlannedStep {
-                    ops: vec![Op::Linear {
-                        t,
-                        a: 0.0,
-                        b: 1.0,
-                        c: 0.0,
-                        noise: None,
-                    }],
-                    t_after: t,
-                    record: true,
-                }],
-                seed: 0,
-            };
-            let got = &gpu_trajectory(&ctx, &model, plan, &z)[0];
+            let got = &gpu_trajectory(&ctx, &model, bare_network(t), &z)[0];
             let want = reference.net(&z, t);
             let err = max_rel(got, &want);
             eprintln!("{sde:?} t={t}: score rel err {err:e}");
@@ -313,21 +316,7 @@ fn every_kernel_layout_matches_burn() {
         };
         let model = GpuModel2d::with_options(&ctx, &a, &p, &opts).unwrap();
         assert_eq!(model.layout.pp, pp);
-        let plan = Plan {
-            steps: vec![PlannedStep {
-                ops: vec![Op::Linear {
-                    t,
-                    a: 0.0,
-                    b: 1.0,
-                    c: 0.0,
-                    noise: None,
-                }],
-                t_after: t,
-                record: true,
-            }],
-            seed: 0,
-        };
-        let got = &gpu_trajectory(&ctx, &model, plan, &z)[0];
+        let got = &gpu_trajectory(&ctx, &model, bare_network(t), &z)[0];
         let err = max_rel(got, &want);
         eprintln!("{:?}: score rel err {err:e}", model.layout);
         assert!(err < 1e-4, "{:?}: score differs by {err:e}", model.layout);
