@@ -5,10 +5,10 @@
 //
 // Each invocation handles PP consecutive particles (PP = 1 on GPUs; more on CPU adapters,
 // where loading a weight costs far more than using it, so each load serves PP particles).
-// Needs the generated header (see `gpu::model2d`), common.wgsl and rng.wgsl. The header
-// defines
+// Needs the generated header (`gpu::score2d::ScoreLayout::header`), common.wgsl and
+// rng.wgsl. The header defines
 //   Q (hidden width / 4, rounded up), IN_Q (network inputs / 4, rounded up), DEPTH,
-//   N_FEATS, PP, L0_BLOCKS = IN_Q * Q, BIAS_ROWS = DEPTH * Q, HIDDEN_BLOCKS = Q * Q,
+//   PP, L0_BLOCKS = IN_Q * Q, BIAS_ROWS = DEPTH * Q, HIDDEN_BLOCKS = Q * Q,
 //   the binding `sm: SmallWeights` (uniform, or read-only storage when it is too large),
 //   one binding `layer_weights_l: array<mat4x4<f32>, HIDDEN_BLOCKS>` per hidden layer
 //   l = 1 .. DEPTH - 1 with its instance of score2d_layer.wgsl, and
@@ -50,7 +50,7 @@ struct Step {
     k1: f32,
     h: f32,
     scale: f32,
-    // Time features, zero-padded (inputs 2 .. 2 + N_FEATS of the network).
+    // Time features, zero-padded (the network's inputs from 2 on).
     feats0: array<vec4<f32>, 9>,
     feats1: array<vec4<f32>, 9>,
 }

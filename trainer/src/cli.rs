@@ -119,10 +119,28 @@ pub struct BenchSampleArgs {
     /// adapters, 1 on GPUs).
     #[arg(long)]
     pub particles_per_invocation: Option<u32>,
-    /// Score weights of the fused kernels: `auto` (uniform buffers where they fit) or
-    /// `storage` (storage buffers throughout).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "storage"])]
-    pub weights: String,
+    /// Score weights of the fused kernels.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub weights: WeightsArg,
+}
+
+/// `bench-sample --weights`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsArg {
+    /// Uniform buffers where they fit the adapter's limits, storage buffers otherwise.
+    Auto,
+    /// Storage buffers throughout.
+    Storage,
+}
+
+impl WeightsArg {
+    /// The runtime's placement.
+    pub fn placement(self) -> indm::gpu::WeightPlacement {
+        match self {
+            WeightsArg::Auto => indm::gpu::WeightPlacement::Auto,
+            WeightsArg::Storage => indm::gpu::WeightPlacement::Storage,
+        }
+    }
 }
 
 /// Settings of `bench`.

@@ -760,11 +760,7 @@ fn bench_sample_cmd(a: BenchSampleArgs) -> Result<()> {
         backend: a.backend.name(),
         kernel: indm::gpu::KernelOptions {
             particles_per_invocation: a.particles_per_invocation,
-            weights: if a.weights == "storage" {
-                indm::gpu::WeightPlacement::Storage
-            } else {
-                indm::gpu::WeightPlacement::Auto
-            },
+            weights: a.weights.placement(),
         },
     })?;
     println!("{}", serde_json::to_string(&report)?);

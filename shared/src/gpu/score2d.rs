@@ -82,8 +82,6 @@ pub struct BindingLimits {
     pub max_uniform_buffers: u32,
     /// Storage buffers per shader stage.
     pub max_storage_buffers: u32,
-    /// Largest storage binding (bytes).
-    pub max_storage_binding: u64,
 }
 
 impl BindingLimits {
@@ -93,9 +91,6 @@ impl BindingLimits {
             max_uniform_binding: limits.max_uniform_buffer_binding_size,
             max_uniform_buffers: limits.max_uniform_buffers_per_shader_stage,
             max_storage_buffers: limits.max_storage_buffers_per_shader_stage,
-            max_storage_binding: limits
-                .max_storage_buffer_binding_size
-                .min(limits.max_buffer_size),
         }
     }
 }
@@ -155,32 +150,14 @@ impl ScoreLayout {
                 layout.hidden = WeightSpace::Uniform;
             }
         }
-        let mut storage = SAMPLER_STORAGE_BUFFERS;
-        for (space, count, bytes, what) in [
-            (
-                layout.small,
-                1,
-                small_bytes,
-                "score weights (first and output layers)",
-            ),
-            (
-                layout.hidden,
-                hidden_layers,
-                hidden_bytes,
-                "score weights (one hidden layer)",
-            ),
-        ] {
-            if space == WeightSpace::Storage && count > 0 {
-                storage += count;
-                if bytes > limits.max_storage_binding {
-                    return Err(IndmError::GpuLimit {
-                        what: format!("{what} (bytes)"),
-                        requested: bytes,
-                        limit: limits.max_storage_binding,
-                    });
-                }
-            }
-        }
+        // (A storage group's size is checked where it is uploaded, by
+        // `GpuContext::storage_f32`, against the adapter's storage binding limit.)
+        let storage = SAMPLER_STORAGE_BUFFERS
+            + [(layout.small, 1), (layout.hidden, hidden_layers)]
+                .iter()
+                .filter(|(space, _)| *space == WeightSpace::Storage)
+                .map(|(_, count)| count)
+                .sum::<u32>();
         if storage > limits.max_storage_buffers {
             return Err(IndmError::GpuLimit {
                 what: "storage buffers per shader stage (score layers)".into(),
@@ -327,7 +304,6 @@ mod tests {
             max_uniform_binding: ubo,
             max_uniform_buffers: 12,
             max_storage_buffers: 8,
-            max_storage_binding: 128 << 20,
         }
     }
 
