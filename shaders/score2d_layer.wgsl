@@ -2,11 +2,11 @@
 // out = silu(W^T a + b), with W as 4x4 blocks (see sample2d.wgsl).
 //
 // A template: WGSL cannot pick a binding by index at run time, so the 2D sampler's
-// generated header instantiates this function once per hidden layer l, renaming
-// `hidden_layer_L` to `hidden_layer_l`, `layer_weights_L` to `layer_weights_l` (that
-// layer's binding) and `LAYER_L` to `l` (its bias row in `sm.b`).
+// generated header instantiates this function once per hidden layer l: the function's
+// name, its weight binding and its bias row index get the layer's number (see
+// `gpu::score2d::instantiate_layer`).
 //
-// The loops over p are over PP registers-worth of particles: each weight block is loaded
+// The loops over p run over the invocation's PP particles: each weight block is loaded
 // once for all of them (on a CPU adapter a load costs far more than a multiply-add), and
 // each particle's activations stay in their own array.
 

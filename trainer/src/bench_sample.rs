@@ -43,8 +43,10 @@ pub struct Report {
     rounds: usize,
     /// Particles per invocation of the fused kernels.
     particles_per_invocation: u32,
-    /// Where the fused kernels' score weights live (first layer / hidden layers).
-    weights: String,
+    /// Where the fused kernels' first layer, biases and output layer live.
+    weights_small: String,
+    /// Where the fused kernels' hidden-to-hidden layers live.
+    weights_hidden: String,
     /// Seconds to load the model for the fused kernels: weight upload and every pipeline
     /// compiled (by the driver, whose on-disk shader cache may already hold them).
     model_load_seconds: f64,
@@ -89,7 +91,8 @@ pub fn run(s: &Setup) -> Result<Report> {
         steps: s.steps,
         rounds: s.rounds,
         particles_per_invocation: model.layout.pp,
-        weights: format!("{:?} / {:?}", model.layout.small, model.layout.hidden),
+        weights_small: format!("{:?}", model.layout.small).to_lowercase(),
+        weights_hidden: format!("{:?}", model.layout.hidden).to_lowercase(),
         model_load_seconds,
         fused_seconds,
         burn_seconds,

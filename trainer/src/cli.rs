@@ -115,9 +115,10 @@ pub struct BenchSampleArgs {
     /// A trained model's weights file (default: the default 2D INDM, freshly initialised).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Particles per invocation of the fused kernels (default: the adapter's: 4 on CPU
-    /// adapters, 1 on GPUs).
-    #[arg(long)]
+    /// Particles per invocation of the fused kernels, 1..=16 (default: the adapter's: 4 on
+    /// CPU adapters, 1 on GPUs). Large values compile slowly on CPU adapters: 8 took over a
+    /// minute per entry point on lavapipe.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub particles_per_invocation: Option<u32>,
     /// Score weights of the fused kernels.
     #[arg(long, value_enum, default_value = "auto")]

@@ -12,9 +12,9 @@ use crate::params::ParamSet;
 pub const MAX_PARTICLES_PER_INVOCATION: u32 = 16;
 
 /// Particles per invocation on CPU adapters (lavapipe, SwiftShader, WARP): each weight
-/// block loaded serves this many particles. Measured on lavapipe (BENCHMARKS.md): 4 is
-/// 2.8x faster than 1 per evaluation and still compiles in seconds; 8 is slower to
-/// compile and, written as loops, no faster.
+/// block loaded serves this many particles. Measured on lavapipe (BENCHMARKS.md): 4 runs
+/// a whole sampler 1.5x faster than 1 (2 is as fast at 10 000 particles) and compiles in
+/// about a second; 8, written as loops, is no faster and compiles for over a minute.
 pub const CPU_PARTICLES_PER_INVOCATION: u32 = 4;
 
 /// Where a group of weights lives.
